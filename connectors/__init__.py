@@ -1,0 +1,1 @@
+"""The edges: settings, producer SDK, file sources, embedded brokers, command line."""

@@ -1,0 +1,287 @@
+"""The ``batteryloop`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from batteryloop.schemas.values import Region
+
+from .settings import Settings, parse_overrides
+
+SAMPLE = Path(__file__).parent / "samples" / "closed_loop.jsonl"
+
+EPILOG = """\
+Environment: BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP name the two clusters;
+BATTERYLOOP_SCHEMA_REGISTRY_URL switches to the Confluent wire format; BATTERYLOOP_KAFKA_<PROP>
+(and BATTERYLOOP_EU_KAFKA_<PROP>, BATTERYLOOP_JP_KAFKA_<PROP>) pass librdkafka properties,
+dots as underscores. -X property=value on a command overrides them all.
+"""
+
+
+def _region(value: str) -> Region:
+    try:
+        return Region(value.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"region must be eu or jp, not {value!r}") from None
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, region_required: bool = True) -> None:
+    parser.add_argument(
+        "--region", type=_region, required=region_required,
+        help="which region's cluster: eu (Catena-X side) or jp (Ouranos side)",
+    )
+    parser.add_argument(
+        "--bootstrap", metavar="HOST:PORT",
+        help="bootstrap servers (default: BATTERYLOOP_<REGION>_BOOTSTRAP)",
+    )
+    parser.add_argument(
+        "-X", dest="overrides", action="append", metavar="PROP=VALUE", default=[],
+        help="librdkafka property for the client, e.g. -X security.protocol=SASL_SSL (repeatable)",
+    )
+
+
+def _client_config(args: argparse.Namespace, region: Region) -> dict[str, str]:
+    return Settings.from_env().client_config(
+        region, parse_overrides(args.overrides), bootstrap=args.bootstrap
+    )
+
+
+# --- broker ---------------------------------------------------------------------------------
+
+
+def cmd_broker(args: argparse.Namespace, out: TextIO) -> int:
+    from .embedded import EmbeddedBroker, exit_on_sigterm
+
+    exit_on_sigterm()
+    broker = EmbeddedBroker(args.region, args.backend, port=args.port, data_dir=args.data_dir)
+    with broker:
+        out.write(
+            f"{args.backend} broker for {args.region.value} listening on {broker.bootstrap} "
+            f"(pid {broker.pid})\n"
+            f"  export BATTERYLOOP_{args.region.value}_BOOTSTRAP={broker.bootstrap}\n"
+            "Ctrl-C stops it.\n"
+        )
+        out.flush()
+        try:
+            while broker._process is not None and broker._process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            out.write("stopping\n")
+            return 0
+    out.write(f"broker exited unexpectedly:\n{broker.log_tail()}\n")
+    return 1
+
+
+# --- topics ---------------------------------------------------------------------------------
+
+
+def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
+    from .admin import create_missing
+
+    created, states = create_missing(_client_config(args, args.region), replication_factor=args.replication_factor)
+    for name in created:
+        out.write(f"created {name}\n")
+    return _report_states(states, out, quiet_ok=True)
+
+
+def cmd_topics_list(args: argparse.Namespace, out: TextIO) -> int:
+    from .admin import describe
+
+    return _report_states(describe(_client_config(args, args.region)), out, quiet_ok=False)
+
+
+def _report_states(states: Sequence[object], out: TextIO, quiet_ok: bool) -> int:
+    bad = 0
+    for state in states:
+        spec = state.spec  # type: ignore[attr-defined]
+        problems = state.problems  # type: ignore[attr-defined]
+        bad += bool(problems)
+        if problems:
+            out.write(f"{spec.name}: {'; '.join(problems)}\n")
+        elif not quiet_ok:
+            policy = state.cleanup_policy or "?"  # type: ignore[attr-defined]
+            out.write(
+                f"{spec.name:42} {state.partitions:3} partitions  cleanup.policy={policy:8} "  # type: ignore[attr-defined]
+                f"key: {spec.key}\n"
+            )
+    if quiet_ok:
+        out.write(f"{len(states) - bad} of {len(states)} registry topics as the registry says\n")
+    return 1 if bad else 0
+
+
+# --- produce --------------------------------------------------------------------------------
+
+
+def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
+    from .publishing import RegionMismatch, publish_jsonl
+
+    settings = Settings.from_env()
+    overrides = parse_overrides(args.overrides)
+
+    def config_for(region: Region) -> dict[str, str]:
+        if args.region is not None and region != args.region:
+            raise RegionMismatch(
+                f"event of region {region.value}, but this run publishes to "
+                f"{args.region.value} only"
+            )
+        return settings.client_config(region, overrides, bootstrap=args.bootstrap)
+
+    if args.bootstrap and args.region is None:
+        raise SystemExit("--bootstrap names one cluster: give --region with it")
+    report = publish_jsonl(
+        args.file, config_for, registry_url=settings.schema_registry_url,
+        rejects_path=args.rejects, err=sys.stderr,
+    )
+    out.write(report.summary() + "\n")
+    return 0 if report.ok else 1
+
+
+# --- schemas --------------------------------------------------------------------------------
+
+
+def cmd_schemas_check(args: argparse.Namespace, out: TextIO) -> int:
+    from batteryloop.schemas import catalog, compatibility
+
+    problems = [*catalog.check_committed(), *map(str, compatibility.check_all())]
+    for problem in problems:
+        out.write(problem + "\n")
+    out.write("schemas: ok\n" if not problems else f"schemas: {len(problems)} problem(s)\n")
+    return 1 if problems else 0
+
+
+def cmd_schemas_write(args: argparse.Namespace, out: TextIO) -> int:
+    from batteryloop.schemas import catalog
+
+    for path in catalog.write_committed():
+        out.write(f"wrote {path}\n")
+    return cmd_schemas_check(args, out)
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from .demo import run_demo
+    from .embedded import exit_on_sigterm
+
+    exit_on_sigterm()
+    try:
+        return run_demo(args.backend, args.file, out, as_json=args.json)
+    except KeyboardInterrupt:
+        out.write("\ninterrupted; brokers stopped\n")
+        return 130
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .embedded import BACKENDS, DEFAULT_BACKEND
+
+    parser = argparse.ArgumentParser(
+        prog="batteryloop",
+        description=(
+            "Trace EV-battery materials from mine to battery to recycler and back across the "
+            "EU (Catena-X) and Japanese (Ouranos) data platforms."
+        ),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, run: Callable[[argparse.Namespace, TextIO], int],
+                parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+                description: str | None = None) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=description or help_,
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(run=run)
+        return p
+
+    demo = command(
+        "demo", "run the embedded two-region system end to end", cmd_demo,
+        description=(
+            "Start an embedded broker for each region, create the topics, publish the sample "
+            "closed-loop supply chain (each event to its own region's cluster), read it back and "
+            "print a summary. Leaves no process running when it exits, also on Ctrl-C."
+        ),
+    )
+    demo.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
+                      help=f"embedded broker (default {DEFAULT_BACKEND})")
+    demo.add_argument("--file", type=Path, default=SAMPLE,
+                      help="JSONL events to publish (default: the bundled closed-loop sample)")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    broker = command(
+        "broker", "run one embedded Kafka-protocol broker in the foreground", cmd_broker,
+        description=(
+            "Run an embedded broker for one region on 127.0.0.1 until Ctrl-C. For development "
+            "and tests; production runs Apache Kafka."
+        ),
+    )
+    broker.add_argument("--region", type=_region, required=True, help="eu or jp")
+    broker.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
+                        help=f"which embedded broker (default {DEFAULT_BACKEND})")
+    broker.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    broker.add_argument("--data-dir", type=Path,
+                        help="noida only: keep data here across restarts (default: a temp dir)")
+
+    topics = sub.add_parser("topics", help="provision and inspect the registry's topics",
+                            description="Provision and inspect the topics of the topic registry.")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    create = command(
+        "create", "create missing registry topics (idempotent)", cmd_topics_create, topics_sub,
+        description=(
+            "Create every registry topic the cluster lacks, with the registry's partitions and "
+            "cleanup policy. Existing topics are left as they are; differences are reported and "
+            "make the exit code 1."
+        ),
+    )
+    _add_cluster_options(create)
+    create.add_argument("--replication-factor", type=int,
+                        help="default: min(3, number of brokers)")
+    listing = command("list", "show the registry's topics as the cluster has them",
+                      cmd_topics_list, topics_sub)
+    _add_cluster_options(listing)
+
+    produce = command(
+        "produce", "publish JSON Lines events to their topics", cmd_produce,
+        description=(
+            "Publish a JSONL file of events (one pydantic-JSON event per line; '-' reads stdin). "
+            "Each event goes to its event type's topic, keyed by its lot or battery id, on the "
+            "cluster of its region (or of --region, which then rejects events of the other "
+            "region). Invalid lines are reported with their line number and reason and the rest "
+            "are still published; the exit code is 1 if any line failed."
+        ),
+    )
+    _add_cluster_options(produce, region_required=False)
+    produce.add_argument("file", help="JSONL file, or - for standard input")
+    produce.add_argument("--rejects", type=Path,
+                         help="also write rejected lines, with the reason, to this JSONL file")
+
+    schemas = sub.add_parser("schemas", help="check or rewrite the committed Avro schemas",
+                             description="The Avro contracts under schemas/avro.")
+    schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    command("check", "models and .avsc files agree; every schema is backward-transitive "
+            "compatible with its history", cmd_schemas_check, schemas_sub)
+    command("write", "rewrite the .avsc files from the models (never a published version)",
+            cmd_schemas_write, schemas_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args, sys.stdout)
+    except (ValueError, RuntimeError) as exc:
+        print(f"batteryloop: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Contracts: Avro schemas, pydantic event models, serde, topic registry."""

@@ -1,0 +1,333 @@
+"""Pydantic models of the lifecycle events, one per Avro schema in ``schemas/avro``.
+
+Every event carries the common envelope (:class:`Event`) flat at its top, then its own fields.
+The models validate what Avro cannot say: non-negative masses, composition shares in [0, 1]
+summing to at most 1, ISO 3166 country codes, operator id formats, time-zone aware timestamps.
+Fields holding confidential business data are marked with :func:`confidential`, matching the
+``"confidential"`` attribute the schema puts on the same field.
+
+Keys: lot events are keyed by lot id, battery events by battery id (see ``KEY_FIELD``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from .values import (
+    BatteryId,
+    Confidentiality,
+    CountryCode,
+    CurrencyCode,
+    HsCode,
+    LotId,
+    MassKg,
+    Metal,
+    MoneyAmount,
+    OperatorId,
+    Region,
+    Share,
+    SiteId,
+    Text,
+)
+
+
+def confidential(kind: Confidentiality, description: str, **kwargs: Any) -> Any:
+    """A field holding confidential business data: never shared outside its region."""
+    return Field(
+        default=None, description=description, json_schema_extra={"confidential": kind.value},
+        **kwargs,
+    )
+
+
+class Contract(BaseModel):
+    """Base of every model in the contracts: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Composition = dict[Metal, Share]
+
+
+def _composition_sums_to_at_most_one(value: Composition | None) -> Composition | None:
+    if value is not None and sum(value.values()) > 1:
+        raise ValueError(f"composition shares sum to {sum(value.values())}, more than 1")
+    return value
+
+
+class Money(Contract):
+    amount: MoneyAmount
+    currency: CurrencyCode
+
+
+class LotForm(StrEnum):
+    """What a lot of material is, from the mine to recovery."""
+
+    ore = "ore"
+    concentrate = "concentrate"
+    intermediate = "intermediate"
+    refined = "refined"
+    black_mass = "black_mass"
+    recovered = "recovered"
+
+
+class Event(Contract):
+    """The common envelope: who published what, where, when, in which region."""
+
+    event_type: str
+    event_id: UUID = Field(default_factory=uuid4, description="Unique forever; the dedup key")
+    schema_version: int = Field(default=1, ge=1)
+    occurred_at: AwareDatetime
+    operator_id: OperatorId = Field(description="Publishing company: BPNL or JP corporate number")
+    site_id: SiteId = Field(description="Site of the operator: BPNS, openPlantId or site code")
+    region: Region
+
+    #: Name of the field whose value is the Kafka record key.
+    KEY_FIELD: ClassVar[str]
+
+    def key(self) -> str:
+        return str(getattr(self, self.KEY_FIELD))
+
+
+class LotOutput(Contract):
+    """A lot created by an event, with its mass and what it contains."""
+
+    lot_id: LotId
+    form: LotForm
+    material: Text = Field(description="Trade name, e.g. 'lithium hydroxide monohydrate'")
+    mass_kg: MassKg
+    composition: Composition
+
+    _check_composition = field_validator("composition")(_composition_sums_to_at_most_one)
+
+
+class LotInput(Contract):
+    """A quantity taken from an existing lot, and what buying it cost."""
+
+    lot_id: LotId
+    mass_kg: MassKg
+    supplier_id: OperatorId | None = confidential(
+        Confidentiality.supplier_identity, "Company the lot was bought from"
+    )
+    unit_price: Money | None = confidential(Confidentiality.price, "Price paid per kg")
+    contract_volume_kg: MassKg | None = confidential(
+        Confidentiality.procurement_amount, "Volume contracted with this supplier"
+    )
+
+
+class ExtractionEvent(Event):
+    """A mine produced a lot of ore or concentrate."""
+
+    KEY_FIELD: ClassVar[str] = "lot_id"
+    event_type: Literal["extraction"] = "extraction"
+    lot_id: LotId
+    form: LotForm
+    material: Text
+    mass_kg: MassKg
+    composition: Composition
+    country: CountryCode = Field(description="Country of the extraction site")
+    offtake_price: Money | None = confidential(Confidentiality.price, "Sale price per kg")
+
+    _check_composition = field_validator("composition")(_composition_sums_to_at_most_one)
+
+
+class RefiningProcess(StrEnum):
+    hydrometallurgical = "hydrometallurgical"
+    pyrometallurgical = "pyrometallurgical"
+    chemical_conversion = "chemical_conversion"
+
+
+class RefiningEvent(Event):
+    """Lots went into a refinery and refined lots came out (mass balance across both)."""
+
+    KEY_FIELD: ClassVar[str] = "batch_id"
+    event_type: Literal["refining"] = "refining"
+    batch_id: LotId = Field(description="Refining batch; keys the event")
+    process: RefiningProcess
+    inputs: list[LotInput] = Field(min_length=1)
+    outputs: list[LotOutput] = Field(min_length=1)
+
+
+class BatteryLevel(StrEnum):
+    cell = "cell"
+    module = "module"
+    pack = "pack"
+
+
+class BatteryCategory(StrEnum):
+    """EU 2023/1542 Art. 2 categories."""
+
+    ev = "ev"
+    lmt = "lmt"
+    industrial = "industrial"
+    sli = "sli"
+    portable = "portable"
+
+
+class CarbonFootprint(Contract):
+    """Carbon footprint per declared unit (EU 2023/1542 Art. 7; Ouranos cfp payload)."""
+
+    kg_co2e_per_kwh: Annotated[MassKg, Field(description="Total, kg CO2e per kWh of capacity")]
+    raw_material_kg_co2e_per_kwh: MassKg | None = None
+    production_kg_co2e_per_kwh: MassKg | None = None
+
+
+class ManufactureEvent(Event):
+    """A cell, module or pack was made from material lots and, above cell level, components."""
+
+    KEY_FIELD: ClassVar[str] = "battery_id"
+    event_type: Literal["manufacture"] = "manufacture"
+    battery_id: BatteryId
+    passport_id: UUID
+    level: BatteryLevel
+    category: BatteryCategory
+    model: Text
+    chemistry: Text = Field(description="e.g. NMC811, LFP")
+    mass_kg: MassKg
+    capacity_kwh: MassKg
+    inputs: list[LotInput] = Field(description="Material lots consumed, with the mass of each")
+    components: list[BatteryId] = Field(description="Cells or modules assembled into this")
+    carbon_footprint: CarbonFootprint | None = None
+
+
+class BatteryStatus(StrEnum):
+    """EU 2023/1542 Annex XIII battery status."""
+
+    original = "original"
+    repurposed = "repurposed"
+    reused = "reused"
+    remanufactured = "remanufactured"
+    waste = "waste"
+
+
+class UseAction(StrEnum):
+    state_of_health = "state_of_health"
+    status_change = "status_change"
+    collected = "collected"
+    repurposed = "repurposed"
+
+
+class UseCollectionEvent(Event):
+    """A battery in use reported its health, changed status, was collected or repurposed.
+
+    Repurposing and remanufacturing issue a new passport whose predecessor is the old one.
+    """
+
+    KEY_FIELD: ClassVar[str] = "battery_id"
+    event_type: Literal["use_collection"] = "use_collection"
+    battery_id: BatteryId
+    action: UseAction
+    status: BatteryStatus
+    state_of_health: Share | None = None
+    new_passport_id: UUID | None = None
+    predecessor_passport_id: UUID | None = None
+
+
+class ShreddedBattery(Contract):
+    battery_id: BatteryId
+    mass_kg: MassKg
+
+
+class ShreddingEvent(Event):
+    """End-of-life batteries were shredded into a black mass lot."""
+
+    KEY_FIELD: ClassVar[str] = "black_mass_lot_id"
+    event_type: Literal["shredding"] = "shredding"
+    black_mass_lot_id: LotId
+    inputs: list[ShreddedBattery] = Field(min_length=1)
+    mass_kg: MassKg = Field(description="Mass of the black mass lot")
+    composition: Composition
+    gate_fee: Money | None = confidential(Confidentiality.price, "Fee charged per kg accepted")
+
+    _check_composition = field_validator("composition")(_composition_sums_to_at_most_one)
+
+
+class RecoveryEvent(Event):
+    """A black mass lot was processed into recovered material lots, one or more per metal."""
+
+    KEY_FIELD: ClassVar[str] = "black_mass_lot_id"
+    event_type: Literal["recovery"] = "recovery"
+    black_mass_lot_id: LotId
+    input_mass_kg: MassKg
+    process: RefiningProcess
+    outputs: list[LotOutput] = Field(min_length=1)
+    offtake_price: Money | None = confidential(Confidentiality.price, "Sale price per kg")
+
+
+class ShipmentSubject(StrEnum):
+    lot = "lot"
+    battery = "battery"
+
+
+class ShipmentEvent(Event):
+    """A lot or a battery moved from one site to another, possibly across a border."""
+
+    KEY_FIELD: ClassVar[str] = "subject_id"
+    event_type: Literal["shipment"] = "shipment"
+    subject: ShipmentSubject
+    subject_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+    mass_kg: MassKg
+    from_site_id: SiteId
+    from_country: CountryCode
+    to_site_id: SiteId
+    to_country: CountryCode
+    hs_code: HsCode
+    consignee_id: OperatorId | None = confidential(
+        Confidentiality.supplier_identity, "Company receiving the goods"
+    )
+    invoice_value: Money | None = confidential(Confidentiality.price, "Invoiced value")
+
+
+class CertificationAction(StrEnum):
+    certified = "certified"
+    revoked = "revoked"
+
+
+class CertificationEvent(Event):
+    """An operator was certified, or its certificate revoked, under one region's scheme."""
+
+    KEY_FIELD: ClassVar[str] = "subject_operator_id"
+    event_type: Literal["certification"] = "certification"
+    subject_operator_id: OperatorId
+    action: CertificationAction
+    scheme_region: Region
+    scheme: Text = Field(description="e.g. 'Catena-X conformity assessment', 'Ouranos'")
+    certificate_id: Text
+    valid_until: AwareDatetime | None = None
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.model_fields["event_type"].default: model
+    for model in (
+        ExtractionEvent,
+        RefiningEvent,
+        ManufactureEvent,
+        UseCollectionEvent,
+        ShreddingEvent,
+        RecoveryEvent,
+        ShipmentEvent,
+        CertificationEvent,
+    )
+}
+EVENT_TYPES = tuple(EVENT_MODELS)
+
+AnyEvent = Annotated[
+    ExtractionEvent
+    | RefiningEvent
+    | ManufactureEvent
+    | UseCollectionEvent
+    | ShreddingEvent
+    | RecoveryEvent
+    | ShipmentEvent
+    | CertificationEvent,
+    Field(discriminator="event_type"),
+]
+#: Validates any event from JSON or a dict, choosing the model by ``event_type``.
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event_json(data: str | bytes) -> Event:
+    return ANY_EVENT.validate_json(data)

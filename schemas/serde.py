@@ -1,0 +1,198 @@
+"""The one serde: events to Avro bytes and back.
+
+Two framings, both decodable by :meth:`Serde.decode` whichever one a record carries:
+
+* **Avro single-object encoding** (the default; needs no server)::
+
+      C3 01 | 8-byte CRC-64-AVRO fingerprint of the writer schema, little-endian | Avro body
+
+* **Confluent wire format** (when a schema registry is configured)::
+
+      00 | 4-byte schema id, big-endian | Avro body
+
+  Schemas are registered under the subject ``<topic>-value`` (TopicNameStrategy).
+
+The body is fastavro's schemaless encoding with parsed schemas cached once per process. Data
+written with an older version of a schema is resolved to the current version on decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from typing import TYPE_CHECKING, Any
+
+import fastavro
+from pydantic import ValidationError
+
+from . import catalog
+from .events import EVENT_MODELS, Event
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+_SINGLE_HEADER = 10
+_CONFLUENT_HEADER = 5
+_ID = struct.Struct(">I")
+
+
+class DecodeError(ValueError):
+    """A record that cannot be turned into an event; says where it came from and why."""
+
+    def __init__(
+        self, reason: str, *, topic: str | None = None, partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = f"{topic or '?'}[{'?' if partition is None else partition}]"
+        where += f"@{'?' if offset is None else offset}"
+        super().__init__(f"cannot decode record at {where}: {reason}")
+
+
+class Serde:
+    """Encodes events to framed Avro and decodes either framing back.
+
+    ``registry``: a confluent-kafka ``SchemaRegistryClient``. With one, records are written
+    in the Confluent wire format; without, in single-object encoding.
+    """
+
+    def __init__(self, registry: SchemaRegistryClient | None = None) -> None:
+        self.registry = registry
+        self._schema_ids: dict[tuple[str, str], int] = {}  # (topic, event_type) -> id
+        self._by_id: dict[int, tuple[str, Any]] = {}  # id -> (event_type, parsed writer)
+        self._type_by_record_name = {
+            catalog.current(t).raw["name"]: t for t in EVENT_MODELS
+        }
+
+    # --- encoding --------------------------------------------------------------------------
+
+    def encode(self, event: Event, topic: str) -> bytes:
+        return self.encode_record(event.event_type, event.model_dump(), topic)
+
+    def encode_record(self, event_type: str, record: dict[str, Any], topic: str) -> bytes:
+        """Encode a record already shaped like the event type's model (no validation)."""
+        schema = catalog.current(event_type)
+        out = io.BytesIO()
+        if self.registry is None:
+            out.write(SINGLE_OBJECT_MAGIC)
+            out.write(schema.fingerprint)
+        else:
+            out.write(bytes([CONFLUENT_MAGIC]))
+            out.write(_ID.pack(self._registered_id(topic, event_type)))
+        fastavro.schemaless_writer(out, schema.parsed, record)
+        return out.getvalue()
+
+    def _registered_id(self, topic: str, event_type: str) -> int:
+        key = (topic, event_type)
+        schema_id = self._schema_ids.get(key)
+        if schema_id is None:
+            from confluent_kafka.schema_registry import Schema
+
+            assert self.registry is not None
+            schema = catalog.current(event_type)
+            schema_id = self.registry.register_schema(
+                f"{topic}-value", Schema(catalog.render(schema.raw), "AVRO")
+            )
+            self._schema_ids[key] = schema_id
+            self._by_id[schema_id] = (event_type, schema.parsed)
+        return schema_id
+
+    # --- decoding --------------------------------------------------------------------------
+
+    def decode(
+        self, data: bytes | None, *, topic: str | None = None, partition: int | None = None,
+        offset: int | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Decode framed Avro to ``(event_type, record)``, resolved to the current schema.
+
+        Raises :class:`DecodeError` naming the topic, partition, offset and reason.
+        """
+        def fail(reason: str) -> DecodeError:
+            return DecodeError(reason, topic=topic, partition=partition, offset=offset)
+
+        if not data:
+            raise fail("empty value (a tombstone or an empty record)")
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            known = catalog.by_fingerprint().get(data[2:_SINGLE_HEADER])
+            if known is None:
+                raise fail(
+                    f"unknown writer schema fingerprint {data[2:_SINGLE_HEADER].hex()} "
+                    "(not a batteryloop schema, or newer than this reader)"
+                )
+            event_type, writer, header = known.event_type, known.parsed, _SINGLE_HEADER
+        elif data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+            event_type, writer = self._writer_by_id(_ID.unpack_from(data, 1)[0], fail)
+            header = _CONFLUENT_HEADER
+        else:
+            raise fail(
+                f"not framed Avro: starts with {data[:2].hex()}, expected c301 (single-object) "
+                "or 00 (Confluent wire format)"
+            )
+        reader = catalog.current(event_type).parsed
+        try:
+            record = fastavro.schemaless_reader(
+                io.BytesIO(memoryview(data)[header:]), writer,
+                None if writer is reader else reader,
+            )
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
+            raise fail(f"Avro body does not match the {event_type} schema: {exc!r}") from exc
+        if not isinstance(record, dict):
+            raise fail(f"Avro body is not a record: {type(record).__name__}")
+        return event_type, record
+
+    def decode_event(
+        self, data: bytes | None, *, topic: str | None = None, partition: int | None = None,
+        offset: int | None = None,
+    ) -> Event:
+        """Decode and validate into the event's pydantic model."""
+        event_type, record = self.decode(data, topic=topic, partition=partition, offset=offset)
+        try:
+            return EVENT_MODELS[event_type].model_validate(record)
+        except ValidationError as exc:
+            raise DecodeError(
+                f"invalid {event_type} event: {describe_validation_error(exc)}",
+                topic=topic, partition=partition, offset=offset,
+            ) from exc
+
+    def _writer_by_id(self, schema_id: int, fail: Any) -> tuple[str, Any]:
+        found = self._by_id.get(schema_id)
+        if found is not None:
+            return found
+        if self.registry is None:
+            raise fail(
+                f"Confluent wire format with schema id {schema_id}, but no schema registry is "
+                "configured (set BATTERYLOOP_SCHEMA_REGISTRY_URL)"
+            )
+        try:
+            registered = self.registry.get_schema(schema_id)
+            raw = json.loads(registered.schema_str)
+        except Exception as exc:
+            raise fail(f"schema id {schema_id} not found in the registry: {exc}") from exc
+        event_type = self._type_by_record_name.get(raw.get("name")) if isinstance(raw, dict) else None
+        if event_type is None:
+            raise fail(f"schema id {schema_id} is not a batteryloop event schema")
+        found = (event_type, fastavro.parse_schema(raw))
+        self._by_id[schema_id] = found
+        return found
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def schema_registry_client(url: str, config: dict[str, str] | None = None) -> SchemaRegistryClient:
+    """A registry client for ``url`` (``mock://`` gives confluent-kafka's in-process mock)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient.new_client({"url": url, **(config or {})})

@@ -1,0 +1,146 @@
+"""Value types shared by every event contract: identifiers, countries, masses, shares, money.
+
+Each type is an ``Annotated`` alias so that pydantic validates it wherever it is used and the
+Avro schemas can say the same thing in their own words (decimal logical types, strings).
+Masses and shares are ``Decimal`` with a fixed scale: sums of masses are exact, never drifting
+the way binary floats do.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+# Avro decimal parameters, one place. A mass is kg with gram resolution; a share is a fraction
+# with ppm resolution; money is an amount with four decimals (sub-cent prices per kg exist).
+MASS_PRECISION, MASS_SCALE = 18, 3
+SHARE_PRECISION, SHARE_SCALE = 7, 6
+MONEY_PRECISION, MONEY_SCALE = 18, 4
+
+_BPNL = re.compile(r"BPNL[A-Za-z0-9]{12}")
+_BPNS = re.compile(r"BPNS[A-Za-z0-9]{12}")
+_CORPORATE_NUMBER = re.compile(r"[0-9]{13}")
+
+
+def corporate_number_check_digit(base12: str) -> int:
+    """Check digit of a Japanese corporate number (houjin bangou) from its 12 base digits.
+
+    National Tax Agency rule: 9 - (sum of P_n * Q_n for n = 1..12) mod 9, where P_n is the
+    n-th digit counted from the right and Q_n is 1 for odd n and 2 for even n.
+    """
+    total = 0
+    for n, ch in enumerate(reversed(base12), start=1):
+        total += int(ch) * (1 if n % 2 else 2)
+    return 9 - total % 9
+
+
+def _operator_id(value: str) -> str:
+    if _BPNL.fullmatch(value):
+        return value
+    if _CORPORATE_NUMBER.fullmatch(value):
+        if int(value[0]) != corporate_number_check_digit(value[1:]):
+            raise ValueError(f"{value!r}: the check digit of this Japanese corporate number is wrong")
+        return value
+    raise ValueError(
+        f"{value!r} is not an operator id: expected a Catena-X BPNL ('BPNL' + 12 letters or "
+        "digits) or a 13-digit Japanese corporate number"
+    )
+
+
+def _site_id(value: str) -> str:
+    # A BPNS is checked strictly; Ouranos plant ids (openPlantId) and other site codes are
+    # free-form but must be printable and without whitespace.
+    if value.startswith("BPNS") and not _BPNS.fullmatch(value):
+        raise ValueError(f"{value!r} starts like a Catena-X BPNS but is not 'BPNS' + 12 characters")
+    return value
+
+
+# ISO 3166-1 alpha-2, officially assigned codes.
+ISO_3166_ALPHA2 = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
+    DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
+    GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
+    KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
+    MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
+    SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
+    VN VU WF WS YE YT ZA ZM ZW
+    """.split()
+)
+
+EU_MEMBER_STATES = frozenset(
+    "AT BE BG HR CY CZ DK EE FI FR DE GR IE IT LV LT LU MT NL PL PT RO SK SI ES SE HU".split()
+)
+#: The EU-Japan alliance territory: a shipment of critical material leaving it is an outflow.
+ALLIANCE_COUNTRIES = EU_MEMBER_STATES | {"JP"}
+
+
+def _country(value: str) -> str:
+    if value not in ISO_3166_ALPHA2:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+_Identifier = StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")
+
+OperatorId = Annotated[str, AfterValidator(_operator_id)]
+SiteId = Annotated[str, _Identifier, AfterValidator(_site_id)]
+CountryCode = Annotated[str, AfterValidator(_country)]
+#: Battery identifiers follow ISO/IEC 15459 (EU 2023/1542 Art. 13(6)): printable, no spaces.
+BatteryId = Annotated[str, _Identifier]
+LotId = Annotated[str, _Identifier]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+#: Customs tariff code: 6-digit HS heading, optionally extended to 8 or 10 digits (CN, TARIC).
+HsCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}([0-9]{2}){0,2}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+MassKg = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=MASS_PRECISION, decimal_places=MASS_SCALE, allow_inf_nan=False),
+]
+Share = Annotated[
+    Decimal,
+    Field(ge=0, le=1, max_digits=SHARE_PRECISION, decimal_places=SHARE_SCALE, allow_inf_nan=False),
+]
+MoneyAmount = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=MONEY_PRECISION, decimal_places=MONEY_SCALE, allow_inf_nan=False),
+]
+
+
+class Region(StrEnum):
+    """The data platform a record belongs to: Catena-X (EU) or Ouranos (JP)."""
+
+    EU = "EU"
+    JP = "JP"
+
+
+class Metal(StrEnum):
+    """Elements tracked in lot compositions (EU 2023/1542 Art. 8 and Annex XII name most)."""
+
+    lithium = "lithium"
+    nickel = "nickel"
+    cobalt = "cobalt"
+    manganese = "manganese"
+    lead = "lead"
+    copper = "copper"
+    aluminium = "aluminium"
+    iron = "iron"
+    graphite = "graphite"
+
+
+class Confidentiality(StrEnum):
+    """Kinds of confidential business data that never leave their region.
+
+    Schemas tag fields with ``"confidential": <kind>``; models carry the same tag.
+    """
+
+    supplier_identity = "supplier_identity"
+    procurement_amount = "procurement_amount"
+    price = "price"

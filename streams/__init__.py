@@ -1,0 +1,1 @@
+"""Stream processors (faust-streaming): passports, lots, tallies and alerts."""
