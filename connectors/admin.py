@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from batteryloop.schemas.topics import ALL_TOPICS, TopicSpec
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-
-from batteryloop.schemas.topics import ALL_TOPICS, TopicSpec
 
 _TIMEOUT = 15.0
 
@@ -29,8 +28,9 @@ class TopicState:
         if self.partitions is not None and self.partitions < self.spec.partitions:
             out.append(f"{self.partitions} partitions, registry wants {self.spec.partitions}")
         if self.cleanup_policy is not None and self.cleanup_policy != self.spec.cleanup_policy:
-            out.append(f"cleanup.policy={self.cleanup_policy}, registry wants "
-                       f"{self.spec.cleanup_policy}")
+            out.append(
+                f"cleanup.policy={self.cleanup_policy}, registry wants {self.spec.cleanup_policy}"
+            )
         return out
 
 
@@ -38,7 +38,9 @@ def _admin(config: Mapping[str, str]) -> AdminClient:
     return AdminClient(dict(config))
 
 
-def describe(config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS) -> list[TopicState]:
+def describe(
+    config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS
+) -> list[TopicState]:
     """What the cluster has of each registry topic."""
     admin = _admin(config)
     metadata = admin.list_topics(timeout=_TIMEOUT)
@@ -57,7 +59,9 @@ def describe(config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS
         TopicState(
             spec=t,
             exists=t.name in metadata.topics,
-            partitions=len(metadata.topics[t.name].partitions) if t.name in metadata.topics else None,
+            partitions=len(metadata.topics[t.name].partitions)
+            if t.name in metadata.topics
+            else None,
             cleanup_policy=policies.get(t.name),
         )
         for t in topics
@@ -65,7 +69,8 @@ def describe(config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS
 
 
 def create_missing(
-    config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS,
+    config: Mapping[str, str],
+    topics: Iterable[TopicSpec] = ALL_TOPICS,
     replication_factor: int | None = None,
 ) -> tuple[list[str], list[TopicState]]:
     """Create the registry topics the cluster lacks; returns (created, states after).
@@ -84,8 +89,12 @@ def create_missing(
     if missing:
         futures = admin.create_topics(
             [
-                NewTopic(t.name, t.partitions, replication_factor,
-                         config={"cleanup.policy": t.cleanup_policy})
+                NewTopic(
+                    t.name,
+                    t.partitions,
+                    replication_factor,
+                    config={"cleanup.policy": t.cleanup_policy},
+                )
                 for t in missing
             ],
             request_timeout=_TIMEOUT,

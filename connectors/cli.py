@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -33,15 +32,22 @@ def _region(value: str) -> Region:
 
 def _add_cluster_options(parser: argparse.ArgumentParser, region_required: bool = True) -> None:
     parser.add_argument(
-        "--region", type=_region, required=region_required,
+        "--region",
+        type=_region,
+        required=region_required,
         help="which region's cluster: eu (Catena-X side) or jp (Ouranos side)",
     )
     parser.add_argument(
-        "--bootstrap", metavar="HOST:PORT",
+        "--bootstrap",
+        metavar="HOST:PORT",
         help="bootstrap servers (default: BATTERYLOOP_<REGION>_BOOTSTRAP)",
     )
     parser.add_argument(
-        "-X", dest="overrides", action="append", metavar="PROP=VALUE", default=[],
+        "-X",
+        dest="overrides",
+        action="append",
+        metavar="PROP=VALUE",
+        default=[],
         help="librdkafka property for the client, e.g. -X security.protocol=SASL_SSL (repeatable)",
     )
 
@@ -84,7 +90,9 @@ def cmd_broker(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
     from .admin import create_missing
 
-    created, states = create_missing(_client_config(args, args.region), replication_factor=args.replication_factor)
+    created, states = create_missing(
+        _client_config(args, args.region), replication_factor=args.replication_factor
+    )
     for name in created:
         out.write(f"created {name}\n")
     return _report_states(states, out, quiet_ok=True)
@@ -135,8 +143,11 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
     if args.bootstrap and args.region is None:
         raise SystemExit("--bootstrap names one cluster: give --region with it")
     report = publish_jsonl(
-        args.file, config_for, registry_url=settings.schema_registry_url,
-        rejects_path=args.rejects, err=sys.stderr,
+        args.file,
+        config_for,
+        registry_url=settings.schema_registry_url,
+        rejects_path=args.rejects,
+        err=sys.stderr,
     )
     out.write(report.summary() + "\n")
     return 0 if report.ok else 1
@@ -190,51 +201,86 @@ def build_parser() -> argparse.ArgumentParser:
             "Trace EV-battery materials from mine to battery to recycler and back across the "
             "EU (Catena-X) and Japanese (Ouranos) data platforms."
         ),
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_: str, run: Callable[[argparse.Namespace, TextIO], int],
-                parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
-                description: str | None = None) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_, description=description or help_,
-                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    def command(
+        name: str,
+        help_: str,
+        run: Callable[[argparse.Namespace, TextIO], int],
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+        description: str | None = None,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(
+            name,
+            help=help_,
+            description=description or help_,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(run=run)
         return p
 
     demo = command(
-        "demo", "run the embedded two-region system end to end", cmd_demo,
+        "demo",
+        "run the embedded two-region system end to end",
+        cmd_demo,
         description=(
             "Start an embedded broker for each region, create the topics, publish the sample "
             "closed-loop supply chain (each event to its own region's cluster), read it back and "
             "print a summary. Leaves no process running when it exits, also on Ctrl-C."
         ),
     )
-    demo.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
-                      help=f"embedded broker (default {DEFAULT_BACKEND})")
-    demo.add_argument("--file", type=Path, default=SAMPLE,
-                      help="JSONL events to publish (default: the bundled closed-loop sample)")
+    demo.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=DEFAULT_BACKEND,
+        help=f"embedded broker (default {DEFAULT_BACKEND})",
+    )
+    demo.add_argument(
+        "--file",
+        type=Path,
+        default=SAMPLE,
+        help="JSONL events to publish (default: the bundled closed-loop sample)",
+    )
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     broker = command(
-        "broker", "run one embedded Kafka-protocol broker in the foreground", cmd_broker,
+        "broker",
+        "run one embedded Kafka-protocol broker in the foreground",
+        cmd_broker,
         description=(
             "Run an embedded broker for one region on 127.0.0.1 until Ctrl-C. For development "
             "and tests; production runs Apache Kafka."
         ),
     )
     broker.add_argument("--region", type=_region, required=True, help="eu or jp")
-    broker.add_argument("--backend", choices=sorted(BACKENDS), default=DEFAULT_BACKEND,
-                        help=f"which embedded broker (default {DEFAULT_BACKEND})")
+    broker.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=DEFAULT_BACKEND,
+        help=f"which embedded broker (default {DEFAULT_BACKEND})",
+    )
     broker.add_argument("--port", type=int, help="port to listen on (default: a free one)")
-    broker.add_argument("--data-dir", type=Path,
-                        help="noida only: keep data here across restarts (default: a temp dir)")
+    broker.add_argument(
+        "--data-dir",
+        type=Path,
+        help="noida only: keep data here across restarts (default: a temp dir)",
+    )
 
-    topics = sub.add_parser("topics", help="provision and inspect the registry's topics",
-                            description="Provision and inspect the topics of the topic registry.")
+    topics = sub.add_parser(
+        "topics",
+        help="provision and inspect the registry's topics",
+        description="Provision and inspect the topics of the topic registry.",
+    )
     topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
     create = command(
-        "create", "create missing registry topics (idempotent)", cmd_topics_create, topics_sub,
+        "create",
+        "create missing registry topics (idempotent)",
+        cmd_topics_create,
+        topics_sub,
         description=(
             "Create every registry topic the cluster lacks, with the registry's partitions and "
             "cleanup policy. Existing topics are left as they are; differences are reported and "
@@ -242,14 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_cluster_options(create)
-    create.add_argument("--replication-factor", type=int,
-                        help="default: min(3, number of brokers)")
-    listing = command("list", "show the registry's topics as the cluster has them",
-                      cmd_topics_list, topics_sub)
+    create.add_argument("--replication-factor", type=int, help="default: min(3, number of brokers)")
+    listing = command(
+        "list", "show the registry's topics as the cluster has them", cmd_topics_list, topics_sub
+    )
     _add_cluster_options(listing)
 
     produce = command(
-        "produce", "publish JSON Lines events to their topics", cmd_produce,
+        "produce",
+        "publish JSON Lines events to their topics",
+        cmd_produce,
         description=(
             "Publish a JSONL file of events (one pydantic-JSON event per line; '-' reads stdin). "
             "Each event goes to its event type's topic, keyed by its lot or battery id, on the "
@@ -260,16 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cluster_options(produce, region_required=False)
     produce.add_argument("file", help="JSONL file, or - for standard input")
-    produce.add_argument("--rejects", type=Path,
-                         help="also write rejected lines, with the reason, to this JSONL file")
+    produce.add_argument(
+        "--rejects",
+        type=Path,
+        help="also write rejected lines, with the reason, to this JSONL file",
+    )
 
-    schemas = sub.add_parser("schemas", help="check or rewrite the committed Avro schemas",
-                             description="The Avro contracts under schemas/avro.")
+    schemas = sub.add_parser(
+        "schemas",
+        help="check or rewrite the committed Avro schemas",
+        description="The Avro contracts under schemas/avro.",
+    )
     schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
-    command("check", "models and .avsc files agree; every schema is backward-transitive "
-            "compatible with its history", cmd_schemas_check, schemas_sub)
-    command("write", "rewrite the .avsc files from the models (never a published version)",
-            cmd_schemas_write, schemas_sub)
+    command(
+        "check",
+        "models and .avsc files agree; every schema is backward-transitive "
+        "compatible with its history",
+        cmd_schemas_check,
+        schemas_sub,
+    )
+    command(
+        "write",
+        "rewrite the .avsc files from the models (never a published version)",
+        cmd_schemas_write,
+        schemas_sub,
+    )
     return parser
 
 

@@ -58,7 +58,9 @@ def run_demo(backend: str, path: Path, out: TextIO, as_json: bool = False) -> in
             ):
                 try:
                     event_type, _ = serde.decode(
-                        message.value(), topic=message.topic(), partition=message.partition(),
+                        message.value(),
+                        topic=message.topic(),
+                        partition=message.partition(),
                         offset=message.offset(),
                     )
                     counts[event_type] += 1
@@ -79,9 +81,13 @@ def run_demo(backend: str, path: Path, out: TextIO, as_json: bool = False) -> in
         "seconds": round(time.monotonic() - started, 1),
     }
     ok = (
-        not report.failed and not undecodable
-        and all(sum(read_back[r.value].values()) == sum(
-            n for k, n in report.published.items() if k.startswith(r.value)) for r in Region)
+        not report.failed
+        and not undecodable
+        and all(
+            sum(read_back[r.value].values())
+            == sum(n for k, n in report.published.items() if k.startswith(r.value))
+            for r in Region
+        )
     )
     if as_json:
         out.write(json.dumps(summary, indent=2) + "\n")

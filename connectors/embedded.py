@@ -99,11 +99,16 @@ class EmbeddedBroker:
     """One embedded broker process serving one region's cluster on 127.0.0.1."""
 
     def __init__(
-        self, region: Region = Region.EU, backend: str = DEFAULT_BACKEND,
-        port: int | None = None, data_dir: Path | None = None,
+        self,
+        region: Region = Region.EU,
+        backend: str = DEFAULT_BACKEND,
+        port: int | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
-            raise ValueError(f"unknown broker backend {backend!r}; choose from {', '.join(BACKENDS)}")
+            raise ValueError(
+                f"unknown broker backend {backend!r}; choose from {', '.join(BACKENDS)}"
+            )
         self.region = region
         self.backend = backend
         self.capabilities = BACKENDS[backend]
@@ -111,7 +116,8 @@ class EmbeddedBroker:
         self._own_data_dir = data_dir is None and backend == "noida"
         self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        # the broker's output, kept for error messages after it stopped; freed with the object
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
 
     @property
     def bootstrap(self) -> str:
@@ -125,14 +131,30 @@ class EmbeddedBroker:
         if self.backend == "tansu":
             url = f"tcp://127.0.0.1:{self.port}"
             return [
-                _tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/", "--cluster-id", f"batteryloop-{self.region}",
+                _tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                f"batteryloop-{self.region}",
             ]
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix=f"batteryloop-noida-{self.region}-"))
         return [
-            _noida_binary(), "start", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-            "--only", "kafka", "--kafka-port", str(self.port),
+            _noida_binary(),
+            "start",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--only",
+            "kafka",
+            "--kafka-port",
+            str(self.port),
         ]
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
@@ -140,7 +162,10 @@ class EmbeddedBroker:
         if self._process is not None:
             return self
         self._process = subprocess.Popen(
-            self._command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            self._command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
             preexec_fn=_die_with_parent,
         )
         _running.add(self)
@@ -223,6 +248,7 @@ def _stop_all() -> None:
 
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so ``with`` blocks and atexit stop the brokers."""
+
     def handler(signum: int, frame: object) -> None:
         sys.exit(128 + signum)
 

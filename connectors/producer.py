@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
-
 from batteryloop.schemas.events import Event
 from batteryloop.schemas.serde import Serde
 from batteryloop.schemas.topics import EVENT_TOPICS
+from confluent_kafka import KafkaError, Message, Producer
 
 ENFORCED = {"acks": "all", "enable.idempotence": "true"}
 DEFAULTS = {"linger.ms": "20", "compression.type": "lz4"}
@@ -49,7 +48,9 @@ class EventProducer:
     """
 
     def __init__(
-        self, config: Mapping[str, str], serde: Serde | None = None,
+        self,
+        config: Mapping[str, str],
+        serde: Serde | None = None,
         on_failure: Callable[[FailedDelivery], None] | None = None,
     ) -> None:
         conflicting = {k: v for k, v in config.items() if k in ENFORCED and str(v) != ENFORCED[k]}
@@ -70,15 +71,23 @@ class EventProducer:
         self._send(topic, event.key().encode(), self.serde.encode(event, topic), context)
 
     def publish_raw(
-        self, topic: str, key: bytes | None, value: bytes,
-        headers: list[tuple[str, bytes]] | None = None, context: Any = None,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        context: Any = None,
     ) -> None:
         """Queue bytes already encoded (dead letters, mirrored records)."""
         self._raise_failures()
         self._send(topic, key, value, context, headers)
 
     def _send(
-        self, topic: str, key: bytes | None, value: bytes, context: Any,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        context: Any,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         callback = self._callback(context)
@@ -108,9 +117,11 @@ class EventProducer:
         """Wait until every queued event is acknowledged; raise :class:`DeliveryError` if not."""
         remaining = self._producer.flush(timeout)
         if remaining:
-            self._on_failure(FailedDelivery(
-                None, "*", f"{remaining} events still unacknowledged after {timeout:.0f} s"
-            ))
+            self._on_failure(
+                FailedDelivery(
+                    None, "*", f"{remaining} events still unacknowledged after {timeout:.0f} s"
+                )
+            )
         self._raise_failures()
 
     def _raise_failures(self) -> None:

@@ -15,7 +15,11 @@ class Progress:
     """
 
     def __init__(
-        self, label: str, total: float | None = None, unit: str = "", stream: TextIO | None = None,
+        self,
+        label: str,
+        total: float | None = None,
+        unit: str = "",
+        stream: TextIO | None = None,
         log_interval: float = 5.0,
     ) -> None:
         self.label = label

@@ -53,8 +53,10 @@ def _lines_counting_bytes(stream: IO[str], counter: list[int]) -> Iterator[str]:
 
 
 def publish_jsonl(
-    path: str | Path, config_for: Callable[[Region], dict[str, str]],
-    registry_url: str | None = None, rejects_path: Path | None = None,
+    path: str | Path,
+    config_for: Callable[[Region], dict[str, str]],
+    registry_url: str | None = None,
+    rejects_path: Path | None = None,
     err: TextIO = sys.stderr,
 ) -> PublishReport:
     """Publish every valid line of ``path`` to the cluster of its region.
@@ -111,8 +113,9 @@ def publish_jsonl(
                 label = f"{item.region.value} {item.event_type}"
                 producer.publish(item, context=(number, label))
                 report.published[label] += 1
-            progress.update(read[0], f"{report.total_published} published, "
-                                     f"{len(report.rejected)} rejected")
+            progress.update(
+                read[0], f"{report.total_published} published, {len(report.rejected)} rejected"
+            )
         for producer in producers.values():
             producer.flush()
         report.seconds = time.monotonic() - started

@@ -26,7 +26,7 @@ PREFIX = "BATTERYLOOP_"
 
 def _properties(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {
-        name[len(prefix):].lower().replace("_", "."): value
+        name[len(prefix) :].lower().replace("_", "."): value
         for name, value in environ.items()
         if name.startswith(prefix) and len(name) > len(prefix)
     }
@@ -54,7 +54,9 @@ class Settings:
         )
 
     def client_config(
-        self, region: Region, overrides: Mapping[str, str] | None = None,
+        self,
+        region: Region,
+        overrides: Mapping[str, str] | None = None,
         bootstrap: str | None = None,
     ) -> dict[str, str]:
         """librdkafka configuration for a client of ``region``'s cluster.

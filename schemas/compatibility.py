@@ -41,7 +41,9 @@ def reader_can_read(reader: dict[str, Any], writer: dict[str, Any]) -> list[str]
     return sorted(
         f"{kind.value} at {location}: {message}"
         for kind, location, message in zip(
-            result.incompatibilities, sorted(result.locations), sorted(result.messages),
+            result.incompatibilities,
+            sorted(result.locations),
+            sorted(result.messages),
             strict=False,
         )
     ) or [str(result.compatibility)]

@@ -38,7 +38,9 @@ from .values import (
 def confidential(kind: Confidentiality, description: str, **kwargs: Any) -> Any:
     """A field holding confidential business data: never shared outside its region."""
     return Field(
-        default=None, description=description, json_schema_extra={"confidential": kind.value},
+        default=None,
+        description=description,
+        json_schema_extra={"confidential": kind.value},
         **kwargs,
     )
 

@@ -43,7 +43,11 @@ class DecodeError(ValueError):
     """A record that cannot be turned into an event; says where it came from and why."""
 
     def __init__(
-        self, reason: str, *, topic: str | None = None, partition: int | None = None,
+        self,
+        reason: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
         offset: int | None = None,
     ) -> None:
         self.reason = reason
@@ -66,9 +70,7 @@ class Serde:
         self.registry = registry
         self._schema_ids: dict[tuple[str, str], int] = {}  # (topic, event_type) -> id
         self._by_id: dict[int, tuple[str, Any]] = {}  # id -> (event_type, parsed writer)
-        self._type_by_record_name = {
-            catalog.current(t).raw["name"]: t for t in EVENT_MODELS
-        }
+        self._type_by_record_name = {catalog.current(t).raw["name"]: t for t in EVENT_MODELS}
 
     # --- encoding --------------------------------------------------------------------------
 
@@ -106,13 +108,18 @@ class Serde:
     # --- decoding --------------------------------------------------------------------------
 
     def decode(
-        self, data: bytes | None, *, topic: str | None = None, partition: int | None = None,
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
         offset: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Decode framed Avro to ``(event_type, record)``, resolved to the current schema.
 
         Raises :class:`DecodeError` naming the topic, partition, offset and reason.
         """
+
         def fail(reason: str) -> DecodeError:
             return DecodeError(reason, topic=topic, partition=partition, offset=offset)
 
@@ -137,7 +144,8 @@ class Serde:
         reader = catalog.current(event_type).parsed
         try:
             record = fastavro.schemaless_reader(
-                io.BytesIO(memoryview(data)[header:]), writer,
+                io.BytesIO(memoryview(data)[header:]),
+                writer,
                 None if writer is reader else reader,
             )
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
@@ -147,7 +155,11 @@ class Serde:
         return event_type, record
 
     def decode_event(
-        self, data: bytes | None, *, topic: str | None = None, partition: int | None = None,
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
         offset: int | None = None,
     ) -> Event:
         """Decode and validate into the event's pydantic model."""
@@ -157,7 +169,9 @@ class Serde:
         except ValidationError as exc:
             raise DecodeError(
                 f"invalid {event_type} event: {describe_validation_error(exc)}",
-                topic=topic, partition=partition, offset=offset,
+                topic=topic,
+                partition=partition,
+                offset=offset,
             ) from exc
 
     def _writer_by_id(self, schema_id: int, fail: Any) -> tuple[str, Any]:
@@ -174,7 +188,9 @@ class Serde:
             raw = json.loads(registered.schema_str)
         except Exception as exc:
             raise fail(f"schema id {schema_id} not found in the registry: {exc}") from exc
-        event_type = self._type_by_record_name.get(raw.get("name")) if isinstance(raw, dict) else None
+        event_type = (
+            self._type_by_record_name.get(raw.get("name")) if isinstance(raw, dict) else None
+        )
         if event_type is None:
             raise fail(f"schema id {schema_id} is not a batteryloop event schema")
         found = (event_type, fastavro.parse_schema(raw))

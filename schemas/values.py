@@ -43,7 +43,9 @@ def _operator_id(value: str) -> str:
         return value
     if _CORPORATE_NUMBER.fullmatch(value):
         if int(value[0]) != corporate_number_check_digit(value[1:]):
-            raise ValueError(f"{value!r}: the check digit of this Japanese corporate number is wrong")
+            raise ValueError(
+                f"{value!r}: the check digit of this Japanese corporate number is wrong"
+            )
         return value
     raise ValueError(
         f"{value!r} is not an operator id: expected a Catena-X BPNL ('BPNL' + 12 letters or "

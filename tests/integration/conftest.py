@@ -1,0 +1,28 @@
+"""Integration fixtures: a real embedded broker per backend, started by the same launcher the
+CLI uses. Every test using ``broker`` runs once per backend; ``requires`` skips a test on a
+backend that lacks a capability, naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from batteryloop.connectors.admin import create_missing
+from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
+from batteryloop.schemas.values import Region
+
+
+@pytest.fixture(params=sorted(BACKENDS), scope="module")
+def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(Region.EU, request.param) as running:
+        create_missing({"bootstrap.servers": running.bootstrap})
+        yield running
+
+
+def requires(broker: EmbeddedBroker, capability: str) -> None:
+    if not getattr(broker.capabilities, capability):
+        pytest.skip(f"the {broker.backend} broker lacks the capability {capability!r}")
+
+
+def config(broker: EmbeddedBroker) -> dict[str, str]:
+    return {"bootstrap.servers": broker.bootstrap}

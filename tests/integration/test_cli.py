@@ -1,0 +1,147 @@
+"""The command line against a real broker: produce with good and bad lines, no orphan brokers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from batteryloop.connectors.consume import read_from_start
+from batteryloop.connectors.embedded import EmbeddedBroker
+from batteryloop.schemas.serde import Serde
+from batteryloop.schemas.topics import EVENT_TOPICS
+from batteryloop.schemas.values import Region
+
+pytestmark = pytest.mark.integration
+SAMPLE = Path(__file__).parents[2] / "connectors" / "samples" / "closed_loop.jsonl"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batteryloop.connectors.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_produce_publishes_good_lines_and_reports_bad_ones_by_line(tmp_path: Path) -> None:
+    with EmbeddedBroker(Region.EU) as eu, EmbeddedBroker(Region.JP) as jp:
+        env = {"BATTERYLOOP_EU_BOOTSTRAP": eu.bootstrap, "BATTERYLOOP_JP_BOOTSTRAP": jp.bootstrap}
+        for broker in (eu, jp):
+            assert (
+                run(
+                    "topics",
+                    "create",
+                    "--region",
+                    broker.region.value,
+                    "--bootstrap",
+                    broker.bootstrap,
+                ).returncode
+                == 0
+            )
+        rejects = tmp_path / "rejects.jsonl"
+        result = run("produce", str(SAMPLE), "--rejects", str(rejects), env=env)
+        assert result.returncode == 1, result.stderr
+        assert "line 7: extraction.composition" in result.stderr
+        assert "line 14: use_collection.operator_id" in result.stderr
+        assert "line 15: not JSON" in result.stderr
+        assert "published 19 events" in result.stdout
+        assert [json.loads(r)["line"] for r in rejects.read_text().splitlines()] == [7, 14, 15]
+
+        good = [
+            json.loads(line)
+            for i, line in enumerate(SAMPLE.read_text().splitlines(), 1)
+            if i not in (7, 14, 15)
+        ]
+        topics = [t.name for t in EVENT_TOPICS.values()]
+        for broker in (eu, jp):
+            expected = {e["event_id"] for e in good if e["region"] == broker.region.value}
+            got = {
+                str(Serde().decode_event(m.value()).event_id)
+                for m in read_from_start(
+                    {"bootstrap.servers": broker.bootstrap}, topics, len(expected), timeout=15
+                )
+            }
+            assert got == expected
+
+
+def test_produce_to_one_region_rejects_the_other_regions_events() -> None:
+    with EmbeddedBroker(backend="tansu") as eu:
+        run("topics", "create", "--region", "eu", "--bootstrap", eu.bootstrap)
+        result = run("produce", str(SAMPLE), "--region", "eu", "--bootstrap", eu.bootstrap)
+    assert result.returncode == 1
+    assert "event of region JP, but this run publishes to EU only" in result.stderr
+
+
+def test_a_missing_cluster_is_a_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATTERYLOOP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "batteryloop.connectors.cli", "produce", str(SAMPLE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no bootstrap servers for the EU cluster: set BATTERYLOOP_EU_BOOTSTRAP" in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("backend", ["tansu", "noida"])
+def test_a_killed_launcher_leaves_no_broker_behind(backend: str) -> None:
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batteryloop.connectors.cli",
+            "broker",
+            "--region",
+            "jp",
+            "--backend",
+            backend,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = launcher.stdout.readline()  # "<backend> broker for JP listening on ... (pid N)"
+        broker_pid = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
+        assert _alive(broker_pid)
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(broker_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(broker_pid)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+def test_sigterm_stops_the_broker_command_cleanly() -> None:
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "batteryloop.connectors.cli", "broker", "--region", "eu"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = launcher.stdout.readline()
+    broker_pid = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(15) == 128 + signal.SIGTERM
+    assert not _alive(broker_pid)

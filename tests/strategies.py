@@ -1,0 +1,144 @@
+"""Hypothesis strategies for every contract model, derived from the models' own annotations.
+
+Walking the annotations (rather than writing a strategy per event type) means a new field or
+event type is generated without touching this file; the value types with validators of their
+own (operator ids, countries, sites) get strategies that produce valid values.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Literal, Union, get_args, get_origin
+from uuid import UUID
+
+from batteryloop.schemas import values
+from batteryloop.schemas.events import EVENT_MODELS, Event
+from hypothesis import strategies as st
+from pydantic import AfterValidator, AwareDatetime, BaseModel
+from pydantic.fields import FieldInfo
+
+_ZONES = [
+    UTC,
+    timezone(timedelta(hours=9)),
+    timezone(timedelta(hours=1)),
+    timezone(timedelta(hours=-5)),
+]
+_IDENT = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=24)
+
+
+@st.composite
+def corporate_numbers(draw: st.DrawFn) -> str:
+    base = draw(st.text("0123456789", min_size=12, max_size=12))
+    return f"{values.corporate_number_check_digit(base)}{base}"
+
+
+bpnls = st.from_regex(r"\ABPNL[A-Za-z0-9]{12}\Z")
+operator_ids = st.one_of(bpnls, corporate_numbers())
+countries = st.sampled_from(sorted(values.ISO_3166_ALPHA2))
+site_ids = st.one_of(
+    st.from_regex(r"\ABPNS[A-Za-z0-9]{12}\Z"), _IDENT.filter(lambda s: not s.startswith("BPNS"))
+)
+aware_datetimes = st.datetimes(
+    min_value=datetime(1990, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from(_ZONES),
+)
+
+_BY_VALIDATOR = {
+    values._operator_id: operator_ids,
+    values._country: countries,
+    values._site_id: site_ids,
+}
+
+
+def _flatten(meta: list[Any]) -> list[Any]:
+    out = []
+    for item in meta:
+        out.extend(_flatten(list(item.metadata)) if isinstance(item, FieldInfo) else [item])
+    return out
+
+
+def _attr(meta: list[Any], name: str) -> Any:
+    for item in meta:
+        value = getattr(item, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+@st.composite
+def compositions(draw: st.DrawFn) -> dict[values.Metal, Decimal]:
+    metals = draw(st.lists(st.sampled_from(list(values.Metal)), unique=True, max_size=5))
+    budget = 10**values.SHARE_SCALE
+    out = {}
+    for metal in metals:
+        ppm = draw(st.integers(0, budget))
+        budget -= ppm
+        out[metal] = Decimal(ppm).scaleb(-values.SHARE_SCALE)
+    return out
+
+
+def for_type(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
+    meta = _flatten(list(meta or []))
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        base, *more = get_args(tp)
+        return for_type(base, meta + more)
+    for item in meta:
+        if isinstance(item, AfterValidator) and item.func in _BY_VALIDATOR:
+            return _BY_VALIDATOR[item.func]
+    if origin in (Union, types.UnionType):
+        (member,) = [a for a in get_args(tp) if a is not type(None)]
+        return st.none() | for_type(member)
+    if origin is list:
+        return st.lists(
+            for_type(get_args(tp)[0]), min_size=_attr(meta, "min_length") or 0, max_size=3
+        )
+    if origin is dict:
+        return compositions()
+    if origin is Literal:
+        return st.sampled_from(get_args(tp))
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return st.sampled_from(list(tp))
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return models(tp)
+    if tp is Decimal:
+        scale = _attr(meta, "decimal_places")
+        digits = _attr(meta, "max_digits")
+        top = Decimal(
+            _attr(meta, "le") if _attr(meta, "le") is not None else 10 ** (digits - scale)
+        )
+        top = min(top, Decimal(10 ** (digits - scale)) - Decimal(1).scaleb(-scale))
+        return st.decimals(min_value=0, max_value=top, places=scale)
+    if tp is AwareDatetime or tp is datetime:
+        return aware_datetimes
+    if tp is UUID:
+        return st.uuids()
+    if tp is int:
+        return st.integers(min_value=_attr(meta, "ge") or 0, max_value=2**31 - 1)
+    if tp is str:
+        pattern = _attr(meta, "pattern")
+        if pattern:
+            return st.from_regex(pattern, fullmatch=True)
+        low, high = _attr(meta, "min_length") or 0, _attr(meta, "max_length") or 40
+        return st.text(min_size=low, max_size=min(high, 40))
+    raise TypeError(f"no strategy for {tp!r}")
+
+
+def models(cls: type[BaseModel]) -> st.SearchStrategy[Any]:
+    fields = {
+        name: for_type(info.annotation, list(info.metadata))
+        for name, info in cls.model_fields.items()
+        if name != "schema_version"
+    }
+    return st.fixed_dictionaries(fields).map(cls.model_validate)
+
+
+def events(event_type: str | None = None) -> st.SearchStrategy[Event]:
+    if event_type is not None:
+        return models(EVENT_MODELS[event_type])
+    return st.one_of([models(m) for m in EVENT_MODELS.values()])
