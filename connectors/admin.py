@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from batteryloop.schemas.topics import ALL_TOPICS, TopicSpec
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from batteryloop.schemas.topics import ALL_TOPICS, TopicSpec
 
 _TIMEOUT = 15.0
 

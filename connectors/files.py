@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from batteryloop.schemas.events import ANY_EVENT, Event
 from batteryloop.schemas.serde import describe_validation_error
-from pydantic import ValidationError
 
 
 @dataclass(frozen=True)

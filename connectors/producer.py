@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka import KafkaError, Message, Producer
+
 from batteryloop.schemas.events import Event
 from batteryloop.schemas.serde import Serde
 from batteryloop.schemas.topics import EVENT_TOPICS
-from confluent_kafka import KafkaError, Message, Producer
 
 ENFORCED = {"acks": "all", "enable.idempotence": "true"}
 DEFAULTS = {"linger.ms": "20", "compression.type": "lz4"}

@@ -15,11 +15,12 @@ from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin
 from uuid import UUID
 
-from batteryloop.schemas import values
-from batteryloop.schemas.events import EVENT_MODELS, Event
 from hypothesis import strategies as st
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
+
+from batteryloop.schemas import values
+from batteryloop.schemas.events import EVENT_MODELS, Event
 
 _ZONES = [
     UTC,

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from batteryloop.connectors.files import RejectedLine, read_jsonl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batteryloop.connectors.files import RejectedLine, read_jsonl
 from tests.strategies import events
 
 

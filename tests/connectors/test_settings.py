@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from batteryloop.connectors.settings import Settings, parse_overrides
 from batteryloop.schemas.values import Region
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from batteryloop.connectors.admin import create_missing
 from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
 from batteryloop.schemas.values import Region

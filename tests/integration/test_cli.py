@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from batteryloop.connectors.consume import read_from_start
 from batteryloop.connectors.embedded import EmbeddedBroker
 from batteryloop.schemas.serde import Serde

@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from batteryloop.connectors.admin import create_missing, describe
 from batteryloop.connectors.consume import read_from_start
 from batteryloop.connectors.embedded import EmbeddedBroker
@@ -12,10 +16,6 @@ from batteryloop.connectors.producer import DeliveryError, EventProducer
 from batteryloop.schemas.events import EVENT_TYPES
 from batteryloop.schemas.serde import Serde
 from batteryloop.schemas.topics import ALL_TOPICS, EVENT_TOPICS
-from confluent_kafka import Consumer, Producer, TopicPartition
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.integration.conftest import config, requires
 from tests.strategies import events
 

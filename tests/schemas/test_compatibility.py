@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from batteryloop.schemas import catalog, compatibility
 from batteryloop.schemas.events import EVENT_TYPES
 

@@ -6,11 +6,11 @@ import io
 
 import fastavro
 import pytest
+from hypothesis import given, settings
+
 from batteryloop.schemas import catalog
 from batteryloop.schemas.events import EVENT_MODELS, EVENT_TYPES, Event
 from batteryloop.schemas.serde import Serde, schema_registry_client
-from hypothesis import given, settings
-
 from tests.strategies import events
 
 ENVELOPE = list(Event.model_fields)

@@ -7,11 +7,11 @@ import struct
 from decimal import Decimal
 
 import pytest
-from batteryloop.schemas import catalog
-from batteryloop.schemas.serde import DecodeError, Serde, schema_registry_client
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batteryloop.schemas import catalog
+from batteryloop.schemas.serde import DecodeError, Serde, schema_registry_client
 from tests.strategies import events
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from pydantic import TypeAdapter, ValidationError
+
 from batteryloop.schemas.events import LotOutput
 from batteryloop.schemas.values import (
     ALLIANCE_COUNTRIES,
@@ -16,9 +19,6 @@ from batteryloop.schemas.values import (
     SiteId,
     corporate_number_check_digit,
 )
-from hypothesis import given
-from pydantic import TypeAdapter, ValidationError
-
 from tests.strategies import compositions, corporate_numbers
 
 operator = TypeAdapter(OperatorId)

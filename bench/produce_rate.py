@@ -1,0 +1,115 @@
+"""Produce rate of the event SDK against raw confluent-kafka, same broker, same run.
+
+    python bench/produce_rate.py [--events N] [--backend tansu|noida]
+
+Three ways to publish the same N manufacture events to one embedded broker:
+  raw      confluent-kafka Producer with bytes encoded beforehand (the ceiling)
+  encode   confluent-kafka Producer + our serde on records already shaped (no validation)
+  sdk      EventProducer.publish(event) on pydantic events (serde + keying + safety settings)
+Events are built before timing starts; the timer covers produce + flush.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from confluent_kafka import Producer
+
+from batteryloop.connectors.admin import create_missing
+from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
+from batteryloop.connectors.producer import DEFAULTS, ENFORCED, EventProducer
+from batteryloop.schemas.events import ManufactureEvent
+from batteryloop.schemas.serde import Serde
+from batteryloop.schemas.topics import EVENT_TOPICS
+
+
+def make_events(n: int) -> list[ManufactureEvent]:
+    return [
+        ManufactureEvent(
+            occurred_at=datetime(2031, 4, 1, tzinfo=UTC),
+            operator_id="1180301018771",
+            site_id="JP-CELL-PLANT-1",
+            region="JP",
+            battery_id=f"JP-CELL-{i:08d}",
+            passport_id=uuid.uuid4(),
+            level="cell",
+            category="ev",
+            model="NMC811-P60",
+            chemistry="NMC811",
+            mass_kg=Decimal("0.9"),
+            capacity_kwh=Decimal("0.224"),
+            inputs=[
+                {"lot_id": "REF-NISO4-0001", "mass_kg": "1.2", "supplier_id": "BPNL0000000REF01"},
+                {"lot_id": "REC-NI-0001", "mass_kg": "0.2"},
+            ],
+            components=[],
+            carbon_footprint={"kg_co2e_per_kwh": "62.5"},
+        )
+        for i in range(n)
+    ]
+
+
+def timed(label: str, n: int, fn) -> float:
+    start = time.perf_counter()
+    fn()
+    rate = n / (time.perf_counter() - start)
+    print(f"  {label:8} {rate:>10,.0f} events/s")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
+    args = parser.parse_args()
+    n = args.events
+    events = make_events(n)
+    topic = EVENT_TOPICS["manufacture"].name
+    serde = Serde()
+    records = [e.model_dump() for e in events]
+    encoded = [(e.key().encode(), serde.encode(e, topic)) for e in events]
+
+    with EmbeddedBroker(backend=args.backend) as broker:
+        config = {"bootstrap.servers": broker.bootstrap}
+        create_missing(config)
+        print(f"{n:,} manufacture events ({len(encoded[0][1])} bytes each) to {args.backend}")
+
+        def produce_all(items):
+            producer = Producer({**config, **DEFAULTS, **ENFORCED})
+            for key, value in items:
+                while True:
+                    try:
+                        producer.produce(topic, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                producer.poll(0)
+            assert producer.flush(60) == 0
+
+        raw = timed("raw", n, lambda: produce_all(encoded))
+        enc = timed(
+            "encode",
+            n,
+            lambda: produce_all(
+                (e.key().encode(), serde.encode_record("manufacture", r, topic))
+                for e, r in zip(events, records, strict=True)
+            ),
+        )
+
+        def sdk_run():
+            with EventProducer(config, serde) as producer:
+                for event in events:
+                    producer.publish(event)
+
+        sdk = timed("sdk", n, sdk_run)
+        print(f"  ratios: encode/raw {enc / raw:.2f}, sdk/raw {sdk / raw:.2f}")
+
+
+if __name__ == "__main__":
+    main()
