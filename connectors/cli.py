@@ -7,11 +7,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from batteryloop.schemas.values import Region
 
 from .settings import Settings, parse_overrides
+
+if TYPE_CHECKING:
+    from .admin import TopicState
 
 SAMPLE = Path(__file__).parent / "samples" / "closed_loop.jsonl"
 
@@ -75,7 +78,7 @@ def cmd_broker(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.flush()
         try:
-            while broker._process is not None and broker._process.poll() is None:
+            while broker.running:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             out.write("stopping\n")
@@ -104,19 +107,16 @@ def cmd_topics_list(args: argparse.Namespace, out: TextIO) -> int:
     return _report_states(describe(_client_config(args, args.region)), out, quiet_ok=False)
 
 
-def _report_states(states: Sequence[object], out: TextIO, quiet_ok: bool) -> int:
+def _report_states(states: Sequence[TopicState], out: TextIO, quiet_ok: bool) -> int:
     bad = 0
     for state in states:
-        spec = state.spec  # type: ignore[attr-defined]
-        problems = state.problems  # type: ignore[attr-defined]
-        bad += bool(problems)
-        if problems:
-            out.write(f"{spec.name}: {'; '.join(problems)}\n")
+        bad += bool(state.problems)
+        if state.problems:
+            out.write(f"{state.spec.name}: {'; '.join(state.problems)}\n")
         elif not quiet_ok:
-            policy = state.cleanup_policy or "?"  # type: ignore[attr-defined]
             out.write(
-                f"{spec.name:42} {state.partitions:3} partitions  cleanup.policy={policy:8} "  # type: ignore[attr-defined]
-                f"key: {spec.key}\n"
+                f"{state.spec.name:42} {state.partitions:3} partitions  "
+                f"cleanup.policy={state.cleanup_policy or '?':8} key: {state.spec.key}\n"
             )
     if quiet_ok:
         out.write(f"{len(states) - bad} of {len(states)} registry topics as the registry says\n")
