@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from confluent_kafka import KafkaException
+
 from batteryloop.schemas.values import Region
 
 from .settings import Settings, parse_overrides
@@ -342,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args, sys.stdout)
     except (ValueError, RuntimeError) as exc:
         print(f"batteryloop: error: {exc}", file=sys.stderr)
+        return 2
+    except KafkaException as exc:
+        print(f"batteryloop: error: Kafka: {exc.args[0].str()}", file=sys.stderr)
         return 2
     return code
 
