@@ -71,6 +71,9 @@ class _Deriver:
             out["default"] = None
         elif name == "schema_version":
             out["default"] = info.default
+        elif isinstance(info.default, Enum):
+            # A field added later with a default: readers of older data fill it in.
+            out["default"] = info.default.value
         return out
 
     def type(self, tp: Any, meta: list[Any]) -> Any:

@@ -228,9 +228,24 @@ class UseCollectionEvent(Event):
     predecessor_passport_id: UUID | None = None
 
 
+class WasteOrigin(StrEnum):
+    """Where waste came from, for the recycled-content split (EU 2023/1542 Art. 8).
+
+    ``pre_consumer``: manufacturing waste (scrap cells, rejects) that never reached a user.
+    ``post_consumer``: batteries collected after use.
+    """
+
+    pre_consumer = "pre_consumer"
+    post_consumer = "post_consumer"
+
+
 class ShreddedBattery(Contract):
     battery_id: BatteryId
     mass_kg: MassKg
+    waste_origin: WasteOrigin = Field(
+        default=WasteOrigin.post_consumer,
+        description="Manufacturing scrap (pre_consumer) or a battery collected after use",
+    )
 
 
 class ShreddingEvent(Event):
@@ -238,6 +253,8 @@ class ShreddingEvent(Event):
 
     KEY_FIELD: ClassVar[str] = "black_mass_lot_id"
     event_type: Literal["shredding"] = "shredding"
+    # v2: inputs carry waste_origin (defaults to post_consumer when reading v1 data).
+    schema_version: int = Field(default=2, ge=1)
     black_mass_lot_id: LotId
     inputs: list[ShreddedBattery] = Field(min_length=1)
     mass_kg: MassKg = Field(description="Mass of the black mass lot")

@@ -1,0 +1,343 @@
+"""Supply chains as lists of events: the hand-worked reference, and random closed loops.
+
+The reference chain's expected numbers are worked out by hand below; the tests (in memory and
+through a broker) assert exactly these.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from batteryloop.schemas.events import (
+    CertificationEvent,
+    Event,
+    ExtractionEvent,
+    ManufactureEvent,
+    RecoveryEvent,
+    RefiningEvent,
+    ShipmentEvent,
+    ShreddingEvent,
+    UseCollectionEvent,
+)
+
+T0 = datetime(2031, 1, 1, tzinfo=UTC)
+CERTIFIER = "BPNL00000000CERT"
+MINER, REFINER, MAKER, RECYCLER = (
+    "BPNL0000000MIN01",
+    "BPNL0000000REF01",
+    "BPNL0000000PCK01",
+    "7120001077358",  # a JP corporate number (valid check digit)
+)
+
+
+def uid(n: int) -> UUID:
+    return UUID(int=n)
+
+
+def _env(n: int, day: int, operator: str, site: str, region: str = "EU") -> dict[str, Any]:
+    return {
+        "event_id": uid(n),
+        "occurred_at": T0 + timedelta(days=day),
+        "operator_id": operator,
+        "site_id": site,
+        "region": region,
+    }
+
+
+def certifications(operators: list[str], start: int = 1000) -> list[Event]:
+    return [
+        CertificationEvent(
+            **_env(start + i, 0, CERTIFIER, "BPNS00000000CERT"),
+            subject_operator_id=op,
+            action="certified",
+            scheme_region="EU",
+            scheme="Catena-X conformity assessment",
+            certificate_id=f"CX-{i}",
+        )
+        for i, op in enumerate(operators)
+    ]
+
+
+def reference() -> list[Event]:
+    """A closed loop whose numbers are worked by hand.
+
+    * ORE-NI-1: 200 kg concentrate, nickel 0.085 -> 17 kg Ni, mined in FI.
+    * OLD-PACK-1 (an earlier battery, no traced inputs) is collected and shredded, post-consumer,
+      into BM-1: 50 kg, nickel 0.08 -> 4 kg Ni, all of it post-consumer recycled.
+    * Recovery of BM-1 (50 kg in) -> REC-NI-1: 15 kg, nickel 0.2 -> 3 kg Ni.
+      Recovery efficiency for nickel: 3 / 4 = 0.75 (below the 0.90 of 2027).
+    * Refining batch REF-1 takes all 200 kg of ORE-NI-1 (17 kg Ni) and all 15 kg of REC-NI-1
+      (3 kg Ni, post-consumer) -> NISO4-1: 80 kg, nickel 0.25 -> 20 kg Ni, of which
+      20 x 3 / 20 = 3 kg recycled post-consumer: 15 %.
+      Origin by mass: 200 of the 215 kg that went in were mined in FI: 80 x 200/215 = 74.4186 kg
+      of NISO4-1 traces to FI, share 200/215 = 0.930233; secondary share 0.069767.
+    * PACK-1 (model REF-PACK, plant BPNS0000000PCK01, 2031) is made from all 80 kg of NISO4-1:
+      nickel 20 kg, recycled 3 kg, all post-consumer: share 0.150000. The 2031 minimum (6 %) is
+      met, and the 2036 minimum (15 %) exactly met.
+    * PACK-1 is shipped DE -> JP (inside the alliance, no alert), used (state of health 0.91).
+    """
+    return [
+        *certifications([MINER, REFINER, MAKER, RECYCLER]),
+        ExtractionEvent(
+            **_env(1, 10, MINER, "BPNS0000000MIN02"),
+            lot_id="ORE-NI-1",
+            form="concentrate",
+            material="nickel sulphide concentrate",
+            mass_kg=Decimal("200"),
+            composition={"nickel": Decimal("0.085")},
+            country="FI",
+        ),
+        ManufactureEvent(
+            **_env(2, 11, MAKER, "BPNS0000000PCK01"),
+            battery_id="OLD-PACK-1",
+            passport_id=uid(9001),
+            level="pack",
+            category="ev",
+            model="OLD-PACK",
+            chemistry="NMC622",
+            mass_kg=Decimal("60"),
+            capacity_kwh=Decimal("10"),
+            inputs=[],
+            components=[],
+        ),
+        UseCollectionEvent(
+            **_env(3, 12, MAKER, "BPNS0000000PCK01"),
+            battery_id="OLD-PACK-1",
+            action="collected",
+            status="waste",
+        ),
+        ShreddingEvent(
+            **_env(4, 13, RECYCLER, "JP-REC-PLANT-1", "JP"),
+            black_mass_lot_id="BM-1",
+            inputs=[{"battery_id": "OLD-PACK-1", "mass_kg": Decimal("60")}],
+            mass_kg=Decimal("50"),
+            composition={"nickel": Decimal("0.08")},
+        ),
+        RecoveryEvent(
+            **_env(5, 14, RECYCLER, "JP-REC-PLANT-1", "JP"),
+            black_mass_lot_id="BM-1",
+            input_mass_kg=Decimal("50"),
+            process="hydrometallurgical",
+            outputs=[
+                {
+                    "lot_id": "REC-NI-1",
+                    "form": "recovered",
+                    "material": "nickel sulphate",
+                    "mass_kg": Decimal("15"),
+                    "composition": {"nickel": Decimal("0.2")},
+                }
+            ],
+        ),
+        RefiningEvent(
+            **_env(6, 15, REFINER, "BPNS0000000REF01"),
+            batch_id="REF-1",
+            process="hydrometallurgical",
+            inputs=[
+                {"lot_id": "ORE-NI-1", "mass_kg": Decimal("200"), "supplier_id": MINER},
+                {"lot_id": "REC-NI-1", "mass_kg": Decimal("15"), "supplier_id": RECYCLER},
+            ],
+            outputs=[
+                {
+                    "lot_id": "NISO4-1",
+                    "form": "refined",
+                    "material": "nickel sulphate",
+                    "mass_kg": Decimal("80"),
+                    "composition": {"nickel": Decimal("0.25")},
+                }
+            ],
+        ),
+        ManufactureEvent(
+            **_env(7, 16, MAKER, "BPNS0000000PCK01"),
+            battery_id="PACK-1",
+            passport_id=uid(9002),
+            level="pack",
+            category="ev",
+            model="REF-PACK",
+            chemistry="NMC811",
+            mass_kg=Decimal("300"),
+            capacity_kwh=Decimal("60"),
+            inputs=[{"lot_id": "NISO4-1", "mass_kg": Decimal("80")}],
+            components=[],
+            carbon_footprint={"kg_co2e_per_kwh": Decimal("72.5")},
+        ),
+        ShipmentEvent(
+            **_env(8, 17, MAKER, "BPNS0000000PCK01"),
+            subject="battery",
+            subject_id="PACK-1",
+            mass_kg=Decimal("300"),
+            from_site_id="BPNS0000000PCK01",
+            from_country="DE",
+            to_site_id="JP-CAR-PLANT-1",
+            to_country="JP",
+            hs_code="850760",
+        ),
+        UseCollectionEvent(
+            **_env(9, 18, MAKER, "BPNS0000000PCK01"),
+            battery_id="PACK-1",
+            action="state_of_health",
+            status="original",
+            state_of_health=Decimal("0.91"),
+        ),
+    ]
+
+
+def random_loop(rng: random.Random, first_id: int = 100_000) -> list[Event]:
+    """A random but consistent closed loop: mines, refining, cells, packs, shredding, recovery,
+    and recovered material refined into a second generation of cells. Masses never overdraw.
+    """
+    ids = iter(range(first_id, first_id + 10_000))
+    metals = ["nickel", "cobalt", "lithium", "manganese", "lead"]
+    events: list[Event] = [*certifications([MINER, REFINER, MAKER, RECYCLER], next(ids))]
+
+    def env(operator: str, site: str, region: str = "EU") -> dict[str, Any]:
+        return _env(next(ids), rng.randrange(365), operator, site, region)
+
+    def composition() -> dict[str, Decimal]:
+        chosen = rng.sample(metals, rng.randint(1, 3))
+        return {m: Decimal(rng.randint(1, 300)) / 1000 for m in chosen}
+
+    lots: dict[str, Decimal] = {}  # lot id -> mass still available
+    for i in range(rng.randint(2, 4)):
+        lot = f"ORE-{first_id}-{i}"
+        mass = Decimal(rng.randint(100, 5000))
+        lots[lot] = mass
+        events.append(
+            ExtractionEvent(
+                **env(MINER, f"BPNS00000MINE{i:03d}"),
+                lot_id=lot,
+                form="concentrate",
+                material="concentrate",
+                mass_kg=mass,
+                composition=composition(),
+                country=rng.choice(["FI", "AU", "CL", "SE"]),
+            )
+        )
+
+    def take(n: int) -> list[dict[str, Any]]:
+        chosen = rng.sample(sorted(k for k, v in lots.items() if v > 2), min(n, len(lots)))
+        out = []
+        for lot in chosen:
+            mass = (lots[lot] * Decimal(rng.randint(10, 50)) / 100).quantize(Decimal("0.001"))
+            lots[lot] -= mass
+            out.append({"lot_id": lot, "mass_kg": mass})
+        return out
+
+    def refine(tag: str) -> None:
+        inputs = take(rng.randint(1, 3))
+        if not inputs:
+            return
+        outputs = []
+        for j in range(rng.randint(1, 2)):
+            lot = f"{tag}-{j}"
+            mass = Decimal(rng.randint(10, 400))
+            lots[lot] = mass
+            outputs.append(
+                {
+                    "lot_id": lot,
+                    "form": "refined",
+                    "material": "refined salt",
+                    "mass_kg": mass,
+                    "composition": composition(),
+                }
+            )
+        events.append(
+            RefiningEvent(
+                **env(REFINER, "BPNS0000000REF01"),
+                batch_id=f"B-{tag}",
+                process="hydrometallurgical",
+                inputs=inputs,
+                outputs=outputs,
+            )
+        )
+
+    for i in range(rng.randint(1, 3)):
+        refine(f"REF-{first_id}-{i}")
+
+    def cells(tag: str, n: int) -> list[str]:
+        made = []
+        for i in range(n):
+            battery = f"{tag}-{i}"
+            inputs = take(rng.randint(1, 2))
+            events.append(
+                ManufactureEvent(
+                    **env(MAKER, "BPNS0000000PCK01"),
+                    battery_id=battery,
+                    passport_id=uid(next(ids)),
+                    level="cell",
+                    category="ev",
+                    model=f"CELL-{tag[:3]}",
+                    chemistry="NMC811",
+                    mass_kg=Decimal("1.2"),
+                    capacity_kwh=Decimal("0.3"),
+                    inputs=inputs,
+                    components=[],
+                )
+            )
+            made.append(battery)
+        return made
+
+    generation = cells(f"C1-{first_id}", rng.randint(2, 5))
+    pack = f"PACK-{first_id}"
+    events.append(
+        ManufactureEvent(
+            **env(MAKER, "BPNS0000000PCK01"),
+            battery_id=pack,
+            passport_id=uid(next(ids)),
+            level="pack",
+            category="ev",
+            model="PACK-R",
+            chemistry="NMC811",
+            mass_kg=Decimal("400"),
+            capacity_kwh=Decimal("70"),
+            inputs=[],
+            components=generation,
+        )
+    )
+    events.append(
+        UseCollectionEvent(
+            **env(MAKER, "BPNS0000000PCK01"), battery_id=pack, action="collected", status="waste"
+        )
+    )
+    bm = f"BM-{first_id}"
+    events.append(
+        ShreddingEvent(
+            **env(RECYCLER, "JP-REC-PLANT-1", "JP"),
+            black_mass_lot_id=bm,
+            inputs=[
+                {"battery_id": pack, "mass_kg": Decimal("400")},
+                {
+                    "battery_id": generation[0],
+                    "mass_kg": Decimal("1.2"),
+                    "waste_origin": rng.choice(["pre_consumer", "post_consumer"]),
+                },
+            ],
+            mass_kg=Decimal("160"),
+            composition=composition(),
+        )
+    )
+    recovered = f"REC-{first_id}"
+    lots[recovered] = Decimal("40")
+    events.append(
+        RecoveryEvent(
+            **env(RECYCLER, "JP-REC-PLANT-1", "JP"),
+            black_mass_lot_id=bm,
+            input_mass_kg=Decimal("160"),
+            process="hydrometallurgical",
+            outputs=[
+                {
+                    "lot_id": recovered,
+                    "form": "recovered",
+                    "material": "recovered salt",
+                    "mass_kg": Decimal("40"),
+                    "composition": composition(),
+                }
+            ],
+        )
+    )
+    refine(f"REF2-{first_id}")
+    cells(f"C2-{first_id}", rng.randint(1, 3))
+    return events
