@@ -179,6 +179,71 @@ def cmd_schemas_write(args: argparse.Namespace, out: TextIO) -> int:
 # --- demo -----------------------------------------------------------------------------------
 
 
+def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from batteryloop.streams.app import WorkerOptions, run_worker
+
+    from .admin import create_missing
+
+    config = _client_config(args, args.region)
+    created, states = create_missing(config)
+    problems = [p for s in states for p in s.problems]
+    for problem in problems:
+        out.write(f"topic problem: {problem}\n")
+    if created:
+        out.write(f"created {len(created)} topic(s)\n")
+    out.flush()
+    options = WorkerOptions(
+        region=args.region,
+        bootstrap=config["bootstrap.servers"],
+        store="memory://" if args.store == "memory" else "rocksdb://",
+        data_dir=str(args.data_dir),
+        web_port=args.web_port,
+        web_host=args.web_host,
+        grace_seconds=args.grace_seconds,
+        tick_seconds=min(5.0, max(0.5, args.grace_seconds / 4)),
+        session_timeout=args.session_timeout,
+        rebalance_timeout=args.rebalance_timeout,
+        schema_registry_url=Settings.from_env().schema_registry_url,
+        kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
+    )
+    run_worker(options, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from batteryloop.schemas.topics import DOCUMENT_TOPICS
+    from batteryloop.streams.entities import operator_certified
+    from batteryloop.streams.quantities import micros
+
+    from .consume import latest_by_key
+
+    config = _client_config(args, args.region)
+    key = args.battery_id.encode()
+    found = latest_by_key(config, DOCUMENT_TOPICS["passports"].name, [key], timeout=args.timeout)
+    if found.get(key) is None:
+        print(
+            f"batteryloop: no passport for battery {args.battery_id} in the "
+            f"{args.region.value} cluster",
+            file=sys.stderr,
+        )
+        return 1
+    passport = json.loads(found[key])
+    manufacturer = passport["manufacturer_id"].encode()
+    operators = latest_by_key(config, DOCUMENT_TOPICS["operators"].name, [manufacturer])
+    operator = operators.get(manufacturer)
+    certifications = None if operator is None else json.loads(operator)
+    made = micros(datetime.fromisoformat(passport["manufactured_at"]))
+    passport["manufacturer_certified"] = operator_certified(
+        certifications, micros(datetime.now(UTC))
+    )
+    passport["manufacturer_certified_at_manufacture"] = operator_certified(certifications, made)
+    out.write(json.dumps(passport, indent=2) + "\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import run_demo
     from .embedded import exit_on_sigterm
@@ -314,6 +379,73 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejects",
         type=Path,
         help="also write rejected lines, with the reason, to this JSONL file",
+    )
+
+    worker = command(
+        "worker",
+        "run the stream processors for one region",
+        cmd_worker,
+        description=(
+            "Run the stream processors (a faust-streaming worker) against one region's cluster: "
+            "battery passports, lot genealogy with mass balance, recycled-content and "
+            "recovery-efficiency tallies, and alerts, published to compacted topics. Creates "
+            "missing registry topics first. Serves read-only views on --web-port: "
+            "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
+            "/tallies/recovery-efficiency, /metrics (Prometheus). Stops cleanly on SIGTERM."
+        ),
+    )
+    _add_cluster_options(worker)
+    worker.add_argument(
+        "--store",
+        choices=["rocksdb", "memory"],
+        default="rocksdb",
+        help="table store: rocksdb (default, on disk) or memory (rebuilt from changelogs)",
+    )
+    worker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("batteryloop-data"),
+        help="where the worker keeps its RocksDB tables (default ./batteryloop-data)",
+    )
+    worker.add_argument("--web-port", type=int, default=6066, help="HTTP views (default 6066)")
+    worker.add_argument("--web-host", default="127.0.0.1", help="HTTP bind address")
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="how long a reference to an unknown lot or battery, or an event from an "
+        "uncertified operator, waits for the missing event before it is alerted (default 3600)",
+    )
+    worker.add_argument(
+        "--session-timeout",
+        type=float,
+        default=10.0,
+        help="consumer group session timeout in seconds (default 10)",
+    )
+    worker.add_argument(
+        "--rebalance-timeout",
+        type=float,
+        default=60.0,
+        help="how long a rebalance waits for members to rejoin, in seconds (default 60)",
+    )
+    worker.add_argument(
+        "--loglevel", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+
+    passport = command(
+        "passport",
+        "print a battery's passport as JSON",
+        cmd_passport,
+        description=(
+            "Print the latest passport of a battery from the compacted passports topic, with "
+            "whether its manufacturer is certified now (either region's scheme counts). "
+            "Exit code 1 if the battery has no passport."
+        ),
+    )
+    _add_cluster_options(passport)
+    passport.add_argument("battery_id", help="the battery's id (ISO/IEC 15459 serial)")
+    passport.add_argument(
+        "--timeout", type=float, default=60.0, help="give up reading after this many seconds"
     )
 
     schemas = sub.add_parser(

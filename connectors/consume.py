@@ -49,3 +49,47 @@ def read_from_start(
         return records
     finally:
         consumer.close()
+
+
+def latest_by_key(
+    config: Mapping[str, str],
+    topic: str,
+    keys: Iterable[bytes] | None = None,
+    idle: float = 1.5,
+    timeout: float = 60.0,
+) -> dict[bytes, bytes | None]:
+    """The last value per key of a (compacted) topic, read from the start until ``idle`` seconds
+    pass without a record. ``keys`` limits what is kept. Idleness, not end offsets, ends the
+    read, for the same reason as above.
+    """
+    wanted = None if keys is None else set(keys)
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise RuntimeError(f"topic {topic} does not exist (are the processors running?)")
+        consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.topics[topic].partitions]
+        )
+        latest: dict[bytes, bytes | None] = {}
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < idle:
+            batch = consumer.consume(1000, 0.2)
+            if batch:
+                quiet_since = time.monotonic()
+            for message in batch:
+                key = message.key()
+                usable = message.error() is None and key is not None
+                if usable and (wanted is None or key in wanted):
+                    latest[key] = message.value()
+        return latest
+    finally:
+        consumer.close()

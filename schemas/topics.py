@@ -66,7 +66,63 @@ DEAD_LETTER_TOPIC = TopicSpec(
     doc="Records that could not be decoded or validated, kept with the reason.",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (*EVENT_TOPICS.values(), DEAD_LETTER_TOPIC)
+ENTITY_MESSAGES_TOPIC = TopicSpec(
+    name="batteryloop.internal.entity-messages",
+    key="entity key: lot/<id>, battery/<id>, operator/<id>, recycled-content/..., recovery/...",
+    value="JSON list of messages to that entity (facts from events, profiles, contributions)",
+    # The processors' tables are partitioned like this topic: keep the counts equal.
+    partitions=EVENT_PARTITIONS,
+    cleanup_policy="delete",
+    doc="The processors' own repartition topic: events split into messages per entity.",
+)
+
+
+def _document_topic(name: str, key: str, doc: str) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        key=key,
+        value="JSON document, the latest state (compacted: the last value per key wins)",
+        partitions=EVENT_PARTITIONS,
+        cleanup_policy="compact",
+        doc=doc,
+    )
+
+
+#: The processors' published state, by the output name the processors use.
+DOCUMENT_TOPICS: dict[str, TopicSpec] = {
+    "passports": _document_topic(
+        "batteryloop.passports", "battery id", "Battery passports, republished on every change."
+    ),
+    "lots": _document_topic(
+        "batteryloop.lots", "lot id", "Material lots: mass, composition, origin, recycled share."
+    ),
+    "recycled-content": _document_topic(
+        "batteryloop.tallies.recycled-content",
+        "manufacturer|plant|model|year",
+        "Recycled content per metal against the EU 2023/1542 Art. 8 minimums.",
+    ),
+    "recovery": _document_topic(
+        "batteryloop.tallies.recovery-efficiency",
+        "recycler|plant|year",
+        "Material recovery per metal against the EU 2023/1542 Annex XII targets.",
+    ),
+    "operators": _document_topic(
+        "batteryloop.operators", "operator id", "Certifications of each operator, both regions."
+    ),
+    "alerts": _document_topic(
+        "batteryloop.alerts",
+        "alert id (kind/subject or kind/event id)",
+        "Outflows, mass-balance violations, uncertified operators, unresolved references; "
+        "status open or resolved.",
+    ),
+}
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    *EVENT_TOPICS.values(),
+    DEAD_LETTER_TOPIC,
+    ENTITY_MESSAGES_TOPIC,
+    *DOCUMENT_TOPICS.values(),
+)
 
 
 def spec(name: str) -> TopicSpec:

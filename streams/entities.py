@@ -32,6 +32,8 @@ Entity keys and what they hold
 
 from __future__ import annotations
 
+import bisect
+import copy
 import hashlib
 import json
 from collections import defaultdict
@@ -547,6 +549,8 @@ def _status_timeline(st: State, made: dict[str, Any] | None) -> list[tuple[int, 
     if made is not None:
         timeline.append((made["at"], made["eid"], "original"))
     timeline += [(u["at"], u["eid"], u["status"]) for u in st["uses"].values()]
+    if "health" in st:
+        timeline.append((st["health"]["at"], st["health"]["eid"], st["health"]["status"]))
     timeline += [(s["at"], s["eid"], "waste") for s in st["shreds"].values()]
     return sorted(timeline)
 
@@ -602,6 +606,13 @@ def handle_battery(
         fact = msg.get("fact")
         if kind == "manufactured":
             made_facts.setdefault(fact["eid"], fact)
+        elif kind == "used" and fact["action"] == "state_of_health":
+            # Health reports come often and only the latest matters: keep the latest by
+            # (time, event id). A maximum is the same in any order and unchanged by a replay,
+            # and the state stays one report long however many arrive.
+            latest = st.get("health")
+            if latest is None or (fact["at"], fact["eid"]) > (latest["at"], latest["eid"]):
+                st["health"] = fact
         elif kind == "used":
             uses.setdefault(fact["eid"], fact)
         elif kind == "shipped":
@@ -654,13 +665,22 @@ def handle_battery(
                 mass_kg=kg_from_grams(ship["g"]),
                 hs_code=ship["hs"],
             )
-    _unresolved(st, now, bool(uses or ships or shreds or parents), made is not None)
+    referenced = bool(uses or ships or shreds or parents or "health" in st)
+    _unresolved(st, now, referenced, made is not None)
     if "since" in st and now - st["since"] >= cfg.grace_ms:
         alerts[f"unresolved/{key}"] = _alert(
             "unresolved_reference",
             key,
             f"battery {battery_id} is referenced but was never manufactured",
-            event_ids=sorted({*uses, *ships, *shreds, *parents}),
+            event_ids=sorted(
+                {
+                    *uses,
+                    *ships,
+                    *shreds,
+                    *parents,
+                    *([st["health"]["eid"]] if "health" in st else []),
+                }
+            ),
         )
     _publish_alerts(st, fx, alerts)
     if made is not None and profile is not None:
@@ -705,7 +725,10 @@ def _passport_view(
     for use in uses:
         if use["new_passport"] and use["new_passport"] not in passports:
             passports.append(use["new_passport"])
-    health = [u for u in uses if u["soh"] is not None]
+    health = sorted(
+        [u for u in uses if u["soh"] is not None] + ([st["health"]] if "health" in st else []),
+        key=lambda u: (u["at"], u["eid"]),
+    )
     shreds = sorted(st["shreds"].values(), key=lambda s: (s["at"], s["eid"]))
     missing = sorted(
         [k for k in made["inputs"] if lot_key(k) not in st["in"]]
@@ -743,24 +766,34 @@ def _passport_view(
 # --- operators --------------------------------------------------------------------------------
 
 
-def certified_at(certs: Iterable[dict[str, Any]], at: int) -> bool:
-    """Whether any scheme (either region's: certification is mutual) covers time ``at``.
+class CertificationIndex:
+    """Which times an operator's certifications cover; built once, asked many times.
 
-    Per scheme, the latest certification fact at or before ``at`` decides: certified and not
-    expired covers; revoked does not.
+    Per scheme (either region's: certification is mutual), the latest certification fact at or
+    before a time decides: certified and not expired covers; revoked does not.
     """
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for cert in certs:
-        if cert["at"] > at:
-            continue
-        scheme = (cert["scheme_region"], cert["scheme"])
-        held = latest.get(scheme)
-        if held is None or (cert["at"], cert["eid"]) > (held["at"], held["eid"]):
-            latest[scheme] = cert
-    return any(
-        c["action"] == "certified" and (c["until"] is None or c["until"] >= at)
-        for c in latest.values()
-    )
+
+    def __init__(self, certs: Iterable[dict[str, Any]]) -> None:
+        by_scheme: dict[tuple[str, str], list[tuple[int, str, bool, int | None]]] = {}
+        for c in certs:
+            by_scheme.setdefault((c["scheme_region"], c["scheme"]), []).append(
+                (c["at"], c["eid"], c["action"] == "certified", c["until"])
+            )
+        self._timelines = [sorted(facts) for facts in by_scheme.values()]
+        self._keys = [[(at, eid) for at, eid, _, _ in t] for t in self._timelines]
+
+    def covers(self, at: int) -> bool:
+        for timeline, keys in zip(self._timelines, self._keys, strict=True):
+            i = bisect.bisect_right(keys, (at, "\uffff")) - 1
+            if i >= 0:
+                _, _, certified, until = timeline[i]
+                if certified and (until is None or until >= at):
+                    return True
+        return False
+
+
+def certified_at(certs: Iterable[dict[str, Any]], at: int) -> bool:
+    return CertificationIndex(certs).covers(at)
 
 
 def handle_operator(
@@ -776,8 +809,9 @@ def handle_operator(
             for eid, at, event_type, subject in msg["events"]:
                 if eid not in pending and eid not in flagged:
                     pending[eid] = [at, event_type, subject, now]
+    index = CertificationIndex(certs.values())
     for eid in sorted(pending):
-        if certified_at(certs.values(), pending[eid][0]):
+        if index.covers(pending[eid][0]):
             del pending[eid]
         elif now - pending[eid][3] >= cfg.grace_ms:
             at, event_type, subject, _ = pending.pop(eid)
@@ -956,3 +990,12 @@ def due(key: str, state: State, cfg: Config) -> int | None:
     if pending:
         return min(p[3] for p in pending.values()) + cfg.grace_ms
     return None
+
+
+def document(key: str, state: State, now: int, cfg: Config) -> dict[str, Any] | None:
+    """The document ``key`` publishes for ``state`` (for read views), without changing it."""
+    scratch = copy.deepcopy(state)
+    scratch.pop("pub", None)
+    fx = Effects()
+    handle(key, scratch, [], now, cfg, fx)
+    return next((doc for output, _, doc in fx.published if output != ALERTS), None)

@@ -1,0 +1,200 @@
+"""Throughput of the stream processors: one worker, one embedded broker, events published first.
+
+    python bench/processors_rate.py [--workload telemetry|loops] [--events N] [--keys K]
+
+Workloads:
+  telemetry  K batteries manufactured, then state-of-health reports spread over them (the shape
+             of the "per-key totals, 20k keys" job): each event changes one passport.
+  loops      random closed loops (mine, refining, cells, pack, shredding, recovery, refining,
+             cells): each event touches several entities and sends profiles along the genealogy.
+
+The events are encoded and produced before the worker starts. The worker's own Prometheus
+counters time it: from the first routed event until every event is routed ("route") and until
+the entity messages stop flowing ("end to end": passports, lots and tallies all published).
+Then the same events go through the in-memory ledger, stage by stage, to show where time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenario generator
+
+from batteryloop.connectors.admin import create_missing  # noqa: E402
+from batteryloop.connectors.embedded import EmbeddedBroker  # noqa: E402
+from batteryloop.schemas.events import (  # noqa: E402
+    EVENT_MODELS,
+    Event,
+    ManufactureEvent,
+    UseCollectionEvent,
+)
+from batteryloop.schemas.serde import Serde  # noqa: E402
+from batteryloop.schemas.topics import event_topic_name  # noqa: E402
+from batteryloop.schemas.values import Region  # noqa: E402
+from batteryloop.streams.engine import dumps, loads, process_batch  # noqa: E402
+from batteryloop.streams.entities import Config  # noqa: E402
+from batteryloop.streams.routing import route_batch  # noqa: E402
+from tests import scenarios  # noqa: E402
+from tests.integration.workers import Worker  # noqa: E402
+
+T0 = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def telemetry(n: int, keys: int) -> list[Event]:
+    events: list[Event] = [
+        *scenarios.certifications([scenarios.MAKER]),
+        *(
+            ManufactureEvent(
+                occurred_at=T0,
+                operator_id=scenarios.MAKER,
+                site_id="BPNS0000000PCK01",
+                region="EU",
+                battery_id=f"PACK-{k:06d}",
+                passport_id=uuid.uuid4(),
+                level="pack",
+                category="ev",
+                model="PACK-75",
+                chemistry="NMC811",
+                mass_kg=Decimal("450"),
+                capacity_kwh=Decimal("75"),
+                inputs=[],
+                components=[],
+            )
+            for k in range(keys)
+        ),
+    ]
+    rng = random.Random(1)
+    for i in range(n - len(events)):
+        events.append(
+            UseCollectionEvent(
+                occurred_at=T0 + timedelta(minutes=i),
+                operator_id=scenarios.MAKER,
+                site_id="BPNS0000000PCK01",
+                region="EU",
+                battery_id=f"PACK-{rng.randrange(keys):06d}",
+                action="state_of_health",
+                status="original",
+                state_of_health=Decimal(rng.randint(700_000, 1_000_000)) / 1_000_000,
+            )
+        )
+    return events
+
+
+def loops(n: int) -> list[Event]:
+    rng = random.Random(1)
+    events: list[Event] = []
+    while len(events) < n:
+        events += scenarios.random_loop(rng, 1_000_000 + len(events) * 100)
+    return events
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(v) for v in re.findall(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+
+
+def run_worker(events: list[Event]) -> tuple[float, float]:
+    serde = Serde()
+    with EmbeddedBroker(Region.EU) as broker, tempfile.TemporaryDirectory() as tmp:
+        create_missing({"bootstrap.servers": broker.bootstrap})
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+        for e in events:
+            topic = event_topic_name(e.event_type)
+            producer.produce(topic, key=e.key().encode(), value=serde.encode(e, topic))
+            producer.poll(0)
+        producer.flush()
+        worker = Worker(broker, Path(tmp), store="memory", loglevel="warning").start()
+        try:
+            first = routed_at = None
+            last_messages, last_change = -1.0, time.monotonic()
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as r:
+                        text = r.read().decode()
+                except OSError:
+                    time.sleep(0.5)
+                    continue
+                now = time.monotonic()
+                routed = metric(text, "batteryloop_events_routed_total")
+                messages = metric(text, "batteryloop_entity_messages_total")
+                if routed and first is None:
+                    first = now
+                if routed >= len(events) and routed_at is None:
+                    routed_at = now
+                if messages != last_messages:
+                    last_messages, last_change = messages, now
+                elif routed_at is not None and now - last_change > 3:
+                    break
+                print(f"\r  routed {routed:,.0f}/{len(events):,}, messages {messages:,.0f}", end="")
+                time.sleep(0.2)
+            print()
+            assert first is not None and routed_at is not None
+            return len(events) / (routed_at - first), len(events) / (last_change - first)
+        finally:
+            worker.stop()
+
+
+def stages(events: list[Event]) -> None:
+    serde = Serde()
+    blobs = [serde.encode(e, event_topic_name(e.event_type)) for e in events]
+    n = len(events)
+
+    def timed(label: str, fn):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        out = fn()
+        print(f"  {label:34} {(time.perf_counter() - start) / n * 1e6:8.1f} us/event")
+        return out
+
+    records = timed("Avro decode (fastavro)", lambda: [serde.decode(b) for b in blobs])
+    valid = timed(
+        "validate (pydantic)", lambda: [EVENT_MODELS[t].model_validate(r) for t, r in records]
+    )
+    messages = timed("route to entity messages", lambda: route_batch(valid))
+
+    def entities() -> int:
+        states: dict[str, bytes] = {}
+        queue, batches = list(messages), 0
+        while queue:
+            batch, queue = queue[:5000], queue[5000:]
+            wire = [(k, loads(dumps(m))) for k, m in batch]
+            new, fx = process_batch(
+                wire, lambda k: None if k not in states else loads(states[k]), 0, Config()
+            )
+            states.update((k, dumps(s)) for k, s in new.items())
+            queue.extend(fx.messages)
+            batches += 1
+        return batches
+
+    timed("entities, all hops, JSON states", entities)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=["telemetry", "loops"], default="telemetry")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--keys", type=int, default=20_000, help="telemetry: batteries")
+    args = parser.parse_args()
+    events = (
+        telemetry(args.events, args.keys) if args.workload == "telemetry" else loops(args.events)
+    )
+    print(f"{args.workload}: {len(events):,} events")
+    route_rate, end_rate = run_worker(events)
+    print(f"  worker, route stage:  {route_rate:>10,.0f} events/s")
+    print(f"  worker, end to end:   {end_rate:>10,.0f} events/s")
+    print("in-process cost per event, by stage:")
+    stages(events)
+
+
+if __name__ == "__main__":
+    main()
