@@ -96,7 +96,7 @@ def loops(n: int) -> list[Event]:
     rng = random.Random(1)
     events: list[Event] = []
     while len(events) < n:
-        events += scenarios.random_loop(rng, 1_000_000 + len(events) * 100)
+        events += scenarios.random_loop(rng, 1_000_000 + len(events) * 100, certify=not events)
     return events
 
 

@@ -30,6 +30,7 @@ import faust
 from confluent_kafka import KafkaError, Producer
 from faust.streams import _current_event
 from faust.web import Request, Response, View
+from mode.supervisors import CrashingSupervisor
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -69,6 +70,9 @@ TABLES = {
     "operator": "operators",
     "recycled-content": "recycled_content",
     "recovery": "recovery",
+    # one tally's per-source contributions, kept beside the tally (same partition)
+    "recycled-content-part": "recycled_content_parts",
+    "recovery-part": "recovery_parts",
 }
 _TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
 
@@ -200,8 +204,15 @@ class Processors:
             }
         )
         self._delivery_errors: list[str] = []
-        app.agent(self.event_topics, name="route")(self._route)
-        app.agent(self.entity_topic, name="entities")(self._entities)
+        self._changelogs = {
+            table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()
+        }
+        # An agent that crashes stops the worker: restarting just the agent would carry on
+        # after the failed batch, whose offsets then get committed with later ones. A restarted
+        # worker instead resumes from the last committed offset and redoes the batch.
+        crash = {"supervisor_strategy": CrashingSupervisor}
+        app.agent(self.event_topics, name="route", **crash)(self._route)
+        app.agent(self.entity_topic, name="entities", **crash)(self._entities)
         app.timer(options.tick_seconds)(self._tick)
         self._add_views()
 
@@ -265,11 +276,17 @@ class Processors:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int = -1,  # -1: by key
     ) -> None:
         while True:
             try:
                 self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=self._on_delivery,
                 )
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
@@ -314,8 +331,10 @@ class Processors:
             yield len(events)
 
     def _apply(self, events: list[Any], now: int) -> None:
-        # Table writes go to the changelog partition of the "current event": point it at this
-        # partition's records, so each entity's state stays with the partition of its key.
+        # An entity's state lives in the partition of its key, in the table's store and its
+        # changelog. The RocksDB store picks its partition from faust's "current event": point
+        # that at this partition's records.
+        partition = events[-1].message.partition
         _current_event.set(weakref.ref(events[-1]))
         addressed = [
             (event.message.key.decode(), message)
@@ -325,14 +344,20 @@ class Processors:
         loaded: dict[str, bytes | None] = {}
 
         def load(key: str) -> State | None:
-            raw = loaded[key] = self._table(key).get(key.encode())
+            raw = loaded[key] = self._table(key).data.get(key.encode())
             return None if raw is None else loads(raw)
 
         states, fx = process_batch(addressed, load, now, self.config)
         for key, state in states.items():
             value = dumps(state)
             if value != loaded.get(key):
-                self._table(key)[key.encode()] = value
+                # What Table.__setitem__ does, with the changelog record sent through
+                # librdkafka to the same partition (faust's producer is the bottleneck).
+                table = self._table(key)
+                table.data[key.encode()] = value
+                self._produce(
+                    self._changelogs[table.name], key.encode(), value, partition=partition
+                )
             self._track_due(key, state)
         per_kind: dict[str, int] = defaultdict(int)
         for key, _ in addressed:

@@ -30,10 +30,11 @@ def process_batch(
     cfg: Config,
 ) -> tuple[dict[str, State], Effects]:
     """Apply ``messages``; return the new state of every touched key and what it caused."""
-    fx = Effects()
+    fx = Effects(loader=load)
     states = {}
     for key, batch in group_by_key(messages).items():
         states[key] = handle(key, load(key), batch, now, cfg, fx)
+    states.update(fx.stored)  # entries stored beside an entity, in its partition
     return states, fx
 
 

@@ -37,7 +37,7 @@ import copy
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,6 +113,18 @@ class Effects:
 
     messages: list[Addressed] = field(default_factory=list)
     published: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    #: Entries a handler stores beside its entity's state (same partition): key -> value.
+    stored: dict[str, State] = field(default_factory=dict)
+    #: How to read such entries (set by the engine); None reads nothing.
+    loader: Callable[[str], State | None] | None = None
+
+    def get(self, key: str) -> State | None:
+        if key in self.stored:
+            return self.stored[key]
+        return self.loader(key) if self.loader else None
+
+    def put(self, key: str, value: State) -> None:
+        self.stored[key] = value
 
     def send(self, key: str, message: Message) -> None:
         self.messages.append((key, message))
@@ -144,7 +156,7 @@ def _hold(inputs: dict[str, list[Any]], src: str, version: int, payload: Any) ->
 
 
 def _version(own_facts: int, inputs: dict[str, list[Any]]) -> int:
-    return own_facts + sum(v for v, _ in inputs.values())
+    return own_facts + sum(int(v) for v, _ in inputs.values())
 
 
 def _take(profile: Profile, g: int) -> Profile:
@@ -603,7 +615,7 @@ def handle_battery(
     new_parents: set[str] = set()
     for msg in messages:
         kind = msg["m"]
-        fact = msg.get("fact")
+        fact: dict[str, Any] = msg.get("fact") or {}
         if kind == "manufactured":
             made_facts.setdefault(fact["eid"], fact)
         elif kind == "used" and fact["action"] == "state_of_health":
@@ -875,41 +887,57 @@ def operator_certified(document: dict[str, Any] | None, at: int) -> bool:
 # --- tallies ----------------------------------------------------------------------------------
 
 
-def _apply_contributions(st: State, messages: list[Message], width: int) -> None:
-    """Replace each source's contribution by its newest version, keeping exact totals."""
-    held = st.setdefault("c", {})
+def _apply_contributions(
+    key: str, st: State, messages: list[Message], width: int, fx: Effects
+) -> None:
+    """Replace each source's contribution by its newest version, keeping exact totals.
+
+    A tally holds only its totals and counts; each source's last contribution is an entry of
+    its own (``<key>#<source>``, see :func:`part_key`), stored beside the tally in the same
+    partition. So a tally stays small however many batteries a model sells in a year.
+    """
     totals: dict[str, list[int]] = st.setdefault("t", {})
+    counts = st.setdefault("n", {"sources": 0, "incomplete": 0})
     for msg in messages:
         if msg["m"] != "contribution":
             continue
-        old = held.get(msg["src"])
-        if old is not None and old[0] >= msg["v"]:
+        part = part_key(key, msg["src"])
+        old = fx.get(part)
+        if old is not None and old["v"] >= msg["v"]:
             continue
-        for sign, contribution in ((-1, old[1] if old else None), (1, msg["p"])):
+        for sign, contribution in ((-1, old["p"] if old else None), (1, msg["p"])):
             if contribution is None:
                 continue
             st["labels"] = contribution["labels"]
+            counts["sources"] += sign
+            counts["incomplete"] += sign * (not contribution.get("c", True))
             for metal, values in _contribution_metals(contribution, width).items():
                 into = totals.setdefault(metal, [0] * width)
                 for i, x in enumerate(values):
                     into[i] += sign * x
-        held[msg["src"]] = [msg["v"], msg["p"]]
+        fx.put(part, {"v": msg["v"], "p": msg["p"]})
+
+
+def part_key(tally_key: str, source: str) -> str:
+    """Key of one source's contribution to a tally: ``<kind>-part/<tally>#<source key>``."""
+    kind, _, rest = tally_key.partition("/")
+    return f"{kind}-part/{rest}#{source}"
 
 
 def _contribution_metals(contribution: dict[str, Any], width: int) -> dict[str, list[int]]:
     if width == 3:  # recycled content: [metal, pre, post]
-        return contribution["m"]
-    metals = set(contribution["in"]) | set(contribution["out"])  # recovery: [in, out]
-    return {m: [contribution["in"].get(m, 0), contribution["out"].get(m, 0)] for m in metals}
+        metals: dict[str, list[int]] = contribution["m"]
+        return metals
+    names = set(contribution["in"]) | set(contribution["out"])  # recovery: [in, out]
+    return {m: [contribution["in"].get(m, 0), contribution["out"].get(m, 0)] for m in names}
 
 
 def handle_recycled_content(
     key: str, st: State, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> State:
-    _apply_contributions(st, messages, 3)
+    _apply_contributions(key, st, messages, 3, fx)
     if "labels" not in st:
         return st
-    present = [c for _, c in st["c"].values() if c is not None]
     metals = {}
     for metal, (low, high) in RECYCLED_CONTENT_MINIMUMS.items():
         total, pre, post = st["t"].get(metal, [0, 0, 0])
@@ -928,8 +956,8 @@ def handle_recycled_content(
         }
     doc = {
         **st["labels"],
-        "batteries": len(present),
-        "batteries_incomplete": sum(1 for c in present if not c["c"]),
+        "batteries": st["n"]["sources"],
+        "batteries_incomplete": st["n"]["incomplete"],
         "metals": metals,
         "basis": "mass balance over the lot genealogy; lead over the battery, "
         "cobalt, lithium and nickel over the active materials declared as inputs",
@@ -941,7 +969,7 @@ def handle_recycled_content(
 def handle_recovery(
     key: str, st: State, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> State:
-    _apply_contributions(st, messages, 2)
+    _apply_contributions(key, st, messages, 2, fx)
     if "labels" not in st:
         return st
     metals = {}
@@ -956,7 +984,7 @@ def handle_recovery(
             "meets_2027": at_least(out, into, by_2027) if into else None,
             "meets_2031": at_least(out, into, by_2031) if into else None,
         }
-    doc = {**st["labels"], "recoveries": len(st["c"]), "metals": metals}
+    doc = {**st["labels"], "recoveries": st["n"]["sources"], "metals": metals}
     _publish_if_changed(st, fx, RECOVERY, key.split("/", 1)[1], doc)
     return st
 
@@ -988,7 +1016,7 @@ def due(key: str, state: State, cfg: Config) -> int | None:
         return int(state["since"]) + cfg.grace_ms
     pending = state.get("pending")
     if pending:
-        return min(p[3] for p in pending.values()) + cfg.grace_ms
+        return min(int(p[3]) for p in pending.values()) + cfg.grace_ms
     return None
 
 

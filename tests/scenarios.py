@@ -185,13 +185,16 @@ def reference() -> list[Event]:
     ]
 
 
-def random_loop(rng: random.Random, first_id: int = 100_000) -> list[Event]:
+def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = True) -> list[Event]:
     """A random but consistent closed loop: mines, refining, cells, packs, shredding, recovery,
     and recovered material refined into a second generation of cells. Masses never overdraw.
+    ``certify``: begin with certifications of the loop's four operators.
     """
     ids = iter(range(first_id, first_id + 10_000))
     metals = ["nickel", "cobalt", "lithium", "manganese", "lead"]
-    events: list[Event] = [*certifications([MINER, REFINER, MAKER, RECYCLER], next(ids))]
+    events: list[Event] = []
+    if certify:
+        events += certifications([MINER, REFINER, MAKER, RECYCLER], next(ids))
 
     def env(operator: str, site: str, region: str = "EU") -> dict[str, Any]:
         return _env(next(ids), rng.randrange(365), operator, site, region)
