@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenario generator
 
 from batteryloop.connectors.admin import create_missing  # noqa: E402
-from batteryloop.connectors.embedded import EmbeddedBroker  # noqa: E402
+from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
 from batteryloop.schemas.events import (  # noqa: E402
     EVENT_MODELS,
     Event,
@@ -100,13 +100,14 @@ def loops(n: int) -> list[Event]:
     return events
 
 
-def metric(text: str, name: str) -> float:
-    return sum(float(v) for v in re.findall(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+def metric(text: str, name: str, stage: str | None = None) -> float:
+    labels = r"[^}]*" if stage is None else f'stage="{stage}"'
+    return sum(float(v) for v in re.findall(rf"^{name}{{{labels}}} (\S+)$", text, re.M))
 
 
-def run_worker(events: list[Event]) -> tuple[float, float]:
+def run_worker(events: list[Event], backend: str) -> tuple[float, float]:
     serde = Serde()
-    with EmbeddedBroker(Region.EU) as broker, tempfile.TemporaryDirectory() as tmp:
+    with EmbeddedBroker(Region.EU, backend) as broker, tempfile.TemporaryDirectory() as tmp:
         create_missing({"bootstrap.servers": broker.bootstrap})
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
         for e in events:
@@ -123,8 +124,12 @@ def run_worker(events: list[Event]) -> tuple[float, float]:
                     with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as r:
                         text = r.read().decode()
                 except OSError:
+                    if worker.process is not None and worker.process.poll() is not None:
+                        raise RuntimeError(f"the worker exited:\n{worker.log_tail()}") from None
                     time.sleep(0.5)
                     continue
+                if worker.process is not None and worker.process.poll() is not None:
+                    raise RuntimeError(f"the worker exited:\n{worker.log_tail()}")
                 now = time.monotonic()
                 routed = metric(text, "batteryloop_events_routed_total")
                 messages = metric(text, "batteryloop_entity_messages_total")
@@ -136,9 +141,24 @@ def run_worker(events: list[Event]) -> tuple[float, float]:
                     last_messages, last_change = messages, now
                 elif routed_at is not None and now - last_change > 3:
                     break
-                print(f"\r  routed {routed:,.0f}/{len(events):,}, messages {messages:,.0f}", end="")
+                print(
+                    f"\r  routed {routed:,.0f}/{len(events):,}, messages {messages:,.0f}",
+                    end="",
+                    flush=True,
+                )
                 time.sleep(0.2)
             print()
+            for stage in ("route", "entities"):
+                count = metric(text, "batteryloop_batch_seconds_count", stage)
+                total = metric(text, "batteryloop_batch_seconds_sum", stage)
+                work = routed if stage == "route" else messages
+                print(
+                    f"  {stage}: {count:,.0f} batches, {work / max(count, 1):,.0f} per batch, "
+                    f"{total / max(count, 1) * 1000:,.1f} ms per batch, {total:,.1f} s in all"
+                )
+            problems = [line for line in worker.log_tail(400).splitlines() if "ERROR" in line]
+            if problems:
+                print("  worker errors:\n    " + "\n    ".join(problems[:10]))
             assert first is not None and routed_at is not None
             return len(events) / (routed_at - first), len(events) / (last_change - first)
         finally:
@@ -184,12 +204,13 @@ def main() -> None:
     parser.add_argument("--workload", choices=["telemetry", "loops"], default="telemetry")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=20_000, help="telemetry: batteries")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
     args = parser.parse_args()
     events = (
         telemetry(args.events, args.keys) if args.workload == "telemetry" else loops(args.events)
     )
     print(f"{args.workload}: {len(events):,} events")
-    route_rate, end_rate = run_worker(events)
+    route_rate, end_rate = run_worker(events, args.backend)
     print(f"  worker, route stage:  {route_rate:>10,.0f} events/s")
     print(f"  worker, end to end:   {end_rate:>10,.0f} events/s")
     print("in-process cost per event, by stage:")

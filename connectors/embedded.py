@@ -67,7 +67,7 @@ _PR_SET_PDEATHSIG = 1
 _running: set[EmbeddedBroker] = set()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setpgrp()  # Ctrl-C reaches the launcher, which stops the broker in order
@@ -181,7 +181,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         _running.add(self)
         try:

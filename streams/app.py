@@ -56,7 +56,7 @@ from batteryloop.schemas.topics import (
 )
 from batteryloop.schemas.values import Region
 
-from .engine import dumps, group_by_key, loads, process_batch
+from .engine import chunked_json, dumps, group_by_key, loads, process_batch
 from .entities import Config, State, document, due, operator_certified
 from .quantities import micros
 from .routing import Addressed, battery_key, lot_key, operator_key, route_batch
@@ -74,6 +74,8 @@ TABLES = {
     "recycled-content-part": "recycled_content_parts",
     "recovery-part": "recovery_parts",
 }
+#: Largest entity-messages record the worker writes (bytes of JSON, roughly).
+RECORD_BYTES = 256 * 1024
 _TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
 
 
@@ -310,9 +312,11 @@ class Processors:
             )
 
     def _send_messages(self, messages: Iterable[Addressed]) -> None:
-        # One record per entity per batch: fewer, larger records for the next stage.
+        # One record per entity per batch (fewer, larger records for the next stage), split
+        # so that no record comes near the brokers' default 1 MB limit.
         for key, batch in group_by_key(messages).items():
-            self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), dumps(batch))
+            for record in chunked_json(batch, RECORD_BYTES):
+                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), record)
 
     # --- entities: messages -> state, documents, more messages ------------------------------
 

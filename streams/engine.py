@@ -9,7 +9,7 @@ touched by a thousand messages in a batch is decoded, recomputed and written onc
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .entities import Config, Effects, State, handle
@@ -41,6 +41,21 @@ def process_batch(
 def dumps(value: Any) -> bytes:
     """States, messages and documents on the wire: compact JSON (ints stay exact)."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def chunked_json(items: list[Any], limit: int) -> Iterator[bytes]:
+    """``items`` as JSON arrays of at most about ``limit`` bytes each (one item may exceed it)."""
+    parts: list[bytes] = []
+    size = 0
+    for item in items:
+        encoded = dumps(item)
+        if parts and size + len(encoded) > limit:
+            yield b"[" + b",".join(parts) + b"]"
+            parts, size = [], 0
+        parts.append(encoded)
+        size += len(encoded) + 1
+    if parts:
+        yield b"[" + b",".join(parts) + b"]"
 
 
 def loads(data: bytes) -> Any:

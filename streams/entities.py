@@ -808,36 +808,74 @@ def certified_at(certs: Iterable[dict[str, Any]], at: int) -> bool:
     return CertificationIndex(certs).covers(at)
 
 
+#: Events waiting for their operator's certification are kept one by one up to this many per
+#: operator; beyond that they are counted per hour in which they occurred. A burst read before
+#: the certificate (on a replay, partitions are read in any order) must not grow an operator's
+#: state without bound. Counting in bulk gives up exact deduplication for those: a replayed
+#: event there is counted again in the alert's total (it cannot change passports or tallies).
+PENDING_DETAIL = 500
+#: Flagged events remembered by id (the newest), for deduplication and the alert's examples.
+FLAGGED_DETAIL = 100
+_HOUR_US = 3600 * 10**6
+
+
 def handle_operator(
     key: str, st: State, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> State:
     certs = st.setdefault("certs", {})
     pending = st.setdefault("pending", {})
+    bulk = st.setdefault("bulk", {})
     flagged = st.setdefault("flagged", {})
     for msg in messages:
         if msg["m"] == "certification":
             certs.setdefault(msg["fact"]["eid"], msg["fact"])
-        elif msg["m"] == "check":
-            for eid, at, event_type, subject in msg["events"]:
-                if eid not in pending and eid not in flagged:
-                    pending[eid] = [at, event_type, subject, now]
     index = CertificationIndex(certs.values())
+    for msg in messages:
+        if msg["m"] != "check":
+            continue
+        for eid, at, event_type, subject in msg["events"]:
+            if index.covers(at) or eid in pending or eid in flagged:
+                continue
+            if len(pending) < PENDING_DETAIL:
+                pending[eid] = [at, event_type, subject, now]
+            else:
+                hour = bulk.setdefault(str(at // _HOUR_US), [0, now, at, at])
+                hour[0] += 1
+                hour[2], hour[3] = min(hour[2], at), max(hour[3], at)
+
+    def flag(count: int, example: tuple[str, list[Any]] | None = None) -> None:
+        st["flagged_total"] = st.get("flagged_total", 0) + count
+        if example is not None:
+            flagged[example[0]] = example[1]
+            if len(flagged) > FLAGGED_DETAIL:
+                oldest = min(flagged.items(), key=lambda kv: (kv[1][0], kv[0]))[0]
+                del flagged[oldest]
+
     for eid in sorted(pending):
-        if index.covers(pending[eid][0]):
+        at, event_type, subject, seen = pending[eid]
+        if index.covers(at):
             del pending[eid]
-        elif now - pending[eid][3] >= cfg.grace_ms:
-            at, event_type, subject, _ = pending.pop(eid)
-            flagged[eid] = [at, event_type, subject]
+        elif now - seen >= cfg.grace_ms:
+            del pending[eid]
+            flag(1, (eid, [at, event_type, subject]))
+    for hour_key in sorted(bulk):
+        count, seen, first, last = bulk[hour_key]
+        # Covered at both ends of the hour counts as covered (certificates change rarely).
+        if index.covers(first) and index.covers(last):
+            del bulk[hour_key]
+        elif now - seen >= cfg.grace_ms:
+            del bulk[hour_key]
+            flag(count)
     operator_id = key.split("/", 1)[1]
     alerts = {}
-    if flagged:
+    if st.get("flagged_total"):
         newest = sorted(flagged.items(), key=lambda kv: (kv[1][0], kv[0]))[-10:]
         alerts[f"uncertified/{key}"] = _alert(
             "uncertified_operator",
             key,
-            f"{len(flagged)} event(s) from operator {operator_id}, which held no valid "
+            f"{st['flagged_total']} event(s) from operator {operator_id}, which held no valid "
             "certification in either region when they occurred",
-            events=len(flagged),
+            events=st["flagged_total"],
             latest=[
                 {"event_id": e, "event_type": t, "subject": s, "occurred_at": iso(a)}
                 for e, (a, t, s) in newest
@@ -1014,9 +1052,10 @@ def due(key: str, state: State, cfg: Config) -> int | None:
     """When (wall ms) ``key`` next needs a tick to raise a waiting alert; None if never."""
     if "since" in state and f"unresolved/{key}" not in state.get("alerts", {}):
         return int(state["since"]) + cfg.grace_ms
-    pending = state.get("pending")
-    if pending:
-        return min(int(p[3]) for p in pending.values()) + cfg.grace_ms
+    waiting = [int(p[3]) for p in state.get("pending", {}).values()]
+    waiting += [int(h[1]) for h in state.get("bulk", {}).values()]
+    if waiting:
+        return min(waiting) + cfg.grace_ms
     return None
 
 

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from batteryloop.connectors.consume import latest_by_key
-from batteryloop.connectors.embedded import EmbeddedBroker, free_port
+from batteryloop.connectors.embedded import EmbeddedBroker, die_with_parent, free_port
 from batteryloop.connectors.producer import EventProducer
 from batteryloop.schemas.events import Event
 from batteryloop.schemas.serde import Serde
@@ -72,6 +72,7 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent,  # a killed test run leaves no worker behind
         )
         return self
 

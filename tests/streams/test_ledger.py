@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batteryloop.schemas.events import Event, ManufactureEvent, ShipmentEvent
+from batteryloop.streams.engine import chunked_json, loads
 from batteryloop.streams.entities import Config
 from batteryloop.streams.local import LocalLedger
 from tests import scenarios
@@ -225,3 +226,37 @@ def test_final_state_does_not_depend_on_arrival_order_or_duplicates(
             ledger.deliver(order.randint(1, batch), order)
     ledger.run(rng=order, batch=batch)
     assert outputs(ledger) == expected
+
+
+@given(
+    st.lists(st.dictionaries(st.text(max_size=5), st.integers()), max_size=60), st.integers(1, 200)
+)
+def test_chunked_json_keeps_every_item_in_order_within_the_limit(
+    items: list[dict[str, int]], limit: int
+) -> None:
+    chunks = list(chunked_json(items, limit))
+    assert [item for chunk in chunks for item in loads(chunk)] == items
+    for chunk in chunks:
+        assert len(chunk) <= limit + 2 or len(loads(chunk)) == 1  # only a lone item may exceed
+
+
+def test_a_burst_before_the_certificate_keeps_the_operator_state_small() -> None:
+    from batteryloop.streams.entities import PENDING_DETAIL
+    from batteryloop.streams.routing import operator_key
+
+    events = [e for e in scenarios.reference() if e.event_type == "use_collection"]
+    burst = [
+        e.model_copy(update={"event_id": uid(100_000 + i)})
+        for i in range(3 * PENDING_DETAIL)
+        for e in events[:1]
+    ]
+    ledger = LocalLedger(Config(grace_ms=60_000))
+    ledger.submit(burst)
+    ledger.run(batch=500)
+    state = ledger.states[operator_key(MAKER)]
+    assert len(state["pending"]) == PENDING_DETAIL
+    assert sum(hour[0] for hour in state["bulk"].values()) == 2 * PENDING_DETAIL
+    ledger.advance(60_000)  # nobody certified the maker: every event is flagged, by count
+    alert = ledger.output("alerts")[f"uncertified/operator/{MAKER}"]
+    assert alert["details"]["events"] == 3 * PENDING_DETAIL
+    assert len(ledger.states[operator_key(MAKER)]["flagged"]) == 100
