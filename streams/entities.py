@@ -183,6 +183,32 @@ def _empty_pool() -> Profile:
     return {"g": 0, "m": {}, "o": {}}
 
 
+def _pool(
+    parts: Iterable[tuple[str, int | None]], inputs: dict[str, list[Any]]
+) -> tuple[Profile, bool, int]:
+    """Mix the parts taken from inputs: (sender key, grams taken, or None for all of it).
+
+    Returns the pool, whether every part's profile is known and complete, and the depth.
+    """
+    pool = _empty_pool()
+    complete = True
+    depth = 0
+    for src, taken in parts:
+        held = inputs.get(src)
+        if held is None:
+            complete = False
+            continue
+        profile = held[1]
+        complete = complete and profile["c"]
+        depth = max(depth, profile["d"] + 1)
+        _add(pool, profile if taken is None else _take(profile, taken))
+    return pool, complete, depth
+
+
+def _lot_parts(taken: dict[str, int]) -> list[tuple[str, int | None]]:
+    return [(lot_key(lot_id), g) for lot_id, g in sorted(taken.items())]
+
+
 def _sorted_profile(p: Profile) -> Profile:
     return {**p, "m": dict(sorted(p["m"].items())), "o": dict(sorted(p["o"].items()))}
 
@@ -302,18 +328,7 @@ def _lot_profile(fact: dict[str, Any], inputs: dict[str, list[Any]]) -> Profile:
             metals[m] = [g * p, pre, g * p - pre]
         return {"g": g, "m": metals, "o": {}, "c": True, "d": 0}
     # refined or recovered: mix the inputs taken, by mass, then apply to the output's metal
-    pool = _empty_pool()
-    complete = True
-    depth = 0
-    for lot_id, taken in sorted(fact["inputs"].items()):
-        held = inputs.get(lot_key(lot_id))
-        if held is None:
-            complete = False
-            continue
-        profile = held[1]
-        complete = complete and profile["c"]
-        depth = max(depth, profile["d"] + 1)
-        _add(pool, _take(profile, taken))
+    pool, complete, depth = _pool(_lot_parts(fact["inputs"]), inputs)
     metals = {}
     for m, p in comp.items():
         total = g * p
@@ -521,12 +536,9 @@ def _refining_violation(
     # Every output lot of a batch sees the whole batch; the first one speaks for it.
     if fact["batch_outputs"] and lot_key(min(fact["batch_outputs"])) != key:
         return {}
-    pool = _empty_pool()
-    for lot_id, taken in sorted(fact["inputs"].items()):
-        held = inputs.get(lot_key(lot_id))
-        if held is None or not held[1]["c"]:
-            return {}  # cannot judge before every input is known
-        _add(pool, _take(held[1], taken))
+    pool, complete, _ = _pool(_lot_parts(fact["inputs"]), inputs)
+    if not complete:
+        return {}  # cannot judge before every input is known
     out: dict[str, int] = defaultdict(int)
     for g, comp in fact["batch_outputs"].values():
         for m, p in comp.items():
@@ -577,25 +589,8 @@ def _status_at(timeline: list[tuple[int, str, str]], at: int) -> str | None:
 
 
 def _battery_profile(made: dict[str, Any], inputs: dict[str, list[Any]]) -> Profile:
-    pool = _empty_pool()
-    complete = True
-    depth = 0
-    for lot_id, taken in sorted(made["inputs"].items()):
-        held = inputs.get(lot_key(lot_id))
-        if held is None:
-            complete = False
-            continue
-        complete = complete and held[1]["c"]
-        depth = max(depth, held[1]["d"] + 1)
-        _add(pool, _take(held[1], taken))
-    for component in made["components"]:
-        held = inputs.get(battery_key(component))
-        if held is None:
-            complete = False
-            continue
-        complete = complete and held[1]["c"]
-        depth = max(depth, held[1]["d"] + 1)
-        _add(pool, held[1])
+    components: list[tuple[str, int | None]] = [(battery_key(c), None) for c in made["components"]]
+    pool, complete, depth = _pool(_lot_parts(made["inputs"]) + components, inputs)
     return _sorted_profile({**pool, "c": complete, "d": depth})
 
 

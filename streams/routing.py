@@ -24,6 +24,7 @@ from batteryloop.schemas.events import (
     Event,
     ExtractionEvent,
     LotInput,
+    LotOutput,
     ManufactureEvent,
     RecoveryEvent,
     RefiningEvent,
@@ -75,6 +76,20 @@ def _envelope(event: Event) -> Message:
     }
 
 
+def _created(env: Message, kind: str, output: LotOutput, extra: Message) -> Addressed:
+    """The message creating an output lot of a refining batch or a recovery."""
+    fact = {
+        **env,
+        "kind": kind,
+        "form": output.form.value,
+        "material": output.material,
+        "g": grams(output.mass_kg),
+        "comp": _comp(output.composition),
+        **extra,
+    }
+    return lot_key(output.lot_id), {"m": "created", "fact": fact}
+
+
 def route(event: Event) -> list[Addressed]:
     """The messages ``event`` sends, each addressed to an entity key."""
     env = _envelope(event)
@@ -95,18 +110,8 @@ def route(event: Event) -> list[Addressed]:
         batch = {o.lot_id: [grams(o.mass_kg), _comp(o.composition)] for o in event.outputs}
         consumers = sorted(lot_key(o.lot_id) for o in event.outputs)
         for output in event.outputs:
-            fact = {
-                **env,
-                "kind": "refined",
-                "form": output.form.value,
-                "material": output.material,
-                "g": grams(output.mass_kg),
-                "comp": _comp(output.composition),
-                "batch": event.batch_id,
-                "inputs": taken,
-                "batch_outputs": batch,
-            }
-            out.append((lot_key(output.lot_id), {"m": "created", "fact": fact}))
+            extra = {"batch": event.batch_id, "inputs": taken, "batch_outputs": batch}
+            out.append(_created(env, "refined", output, extra))
         for lot_id, g in taken.items():
             debit = {**env, "g": g, "consumers": consumers}
             out.append((lot_key(lot_id), {"m": "debit", "fact": debit}))
@@ -180,16 +185,7 @@ def route(event: Event) -> list[Addressed]:
         }
         out.append((lot_key(bm), {"m": "debit", "fact": debit}))
         for output in event.outputs:
-            fact = {
-                **env,
-                "kind": "recovered",
-                "form": output.form.value,
-                "material": output.material,
-                "g": grams(output.mass_kg),
-                "comp": _comp(output.composition),
-                "inputs": {bm: grams(event.input_mass_kg)},
-            }
-            out.append((lot_key(output.lot_id), {"m": "created", "fact": fact}))
+            out.append(_created(env, "recovered", output, {"inputs": {bm: debit["g"]}}))
     elif isinstance(event, ShipmentEvent):
         fact = {
             **env,

@@ -84,25 +84,16 @@ def test_reference_lots_and_tallies() -> None:
 
 def test_overdrawn_lot_is_alerted_not_clamped() -> None:
     events = scenarios.reference()
-    events.append(
-        ManufactureEvent(
-            event_id=uid(50),
-            occurred_at=scenarios.T0,
-            operator_id=MAKER,
-            site_id="BPNS0000000PCK01",
-            region="EU",
-            battery_id="PACK-2",
-            passport_id=uid(9050),
-            level="pack",
-            category="ev",
-            model="REF-PACK",
-            chemistry="NMC811",
-            mass_kg=Decimal("300"),
-            capacity_kwh=Decimal("60"),
-            inputs=[{"lot_id": "NISO4-1", "mass_kg": Decimal("10")}],
-            components=[],
-        )
+    pack = next(e for e in events if isinstance(e, ManufactureEvent) and e.battery_id == "PACK-1")
+    second = pack.model_copy(
+        update={
+            "event_id": uid(50),
+            "battery_id": "PACK-2",
+            "passport_id": uid(9050),
+            "inputs": [pack.inputs[0].model_copy(update={"mass_kg": Decimal("10")})],
+        }
     )
+    events.append(second)  # 10 kg more from NISO4-1, which PACK-1 used up
     ledger = run(events)
     alert = ledger.output("alerts")["mass-balance/lot/NISO4-1"]
     assert alert["kind"] == "mass_balance" and alert["status"] == "open"
