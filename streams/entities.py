@@ -284,11 +284,41 @@ def _publish_alerts(st: State, fx: Effects, current: dict[str, dict[str, Any]]) 
         del st["alerts"]
 
 
-def _unresolved(st: State, fx_now: int, referenced: bool, resolved: bool) -> None:
-    if resolved or not referenced:
+def _unresolved_alert(
+    st: State,
+    key: str,
+    now: int,
+    cfg: Config,
+    resolved: bool,
+    references: list[str],
+    message: str,
+) -> dict[str, dict[str, Any]]:
+    """An entity referenced (by ``references``, event ids) but never created is alerted once it
+    has waited ``cfg.grace_ms``; ``since`` records when the wait began."""
+    if resolved or not references:
         st.pop("since", None)
-    elif "since" not in st:
-        st["since"] = fx_now
+        return {}
+    st.setdefault("since", now)
+    if now - st["since"] < cfg.grace_ms:
+        return {}
+    return {
+        f"unresolved/{key}": _alert(
+            "unresolved_reference", key, message, event_ids=sorted(set(references))
+        )
+    }
+
+
+def _outflow_alert(key: str, eid: str, ship: dict[str, Any], what: str) -> dict[str, Any]:
+    return _alert(
+        "outflow",
+        key,
+        f"{what} shipped from {ship['from_country']} to {ship['to_country']}, outside the alliance",
+        event_ids=[eid],
+        from_country=ship["from_country"],
+        to_country=ship["to_country"],
+        mass_kg=kg_from_grams(ship["g"]),
+        hs_code=ship["hs"],
+    )
 
 
 def _outflow(ship: dict[str, Any]) -> bool:
@@ -418,26 +448,19 @@ def handle_lot(
             and _outflow(ship)
             and (fact["kind"] in OUTFLOW_LOT_KINDS or fact["form"] in OUTFLOW_LOT_FORMS)
         ):
-            alerts[f"outflow/{eid}"] = _alert(
-                "outflow",
-                key,
-                f"{fact['form'].replace('_', ' ')} lot {lot_id} shipped from "
-                f"{ship['from_country']} to {ship['to_country']}, outside the alliance",
-                event_ids=[eid],
-                from_country=ship["from_country"],
-                to_country=ship["to_country"],
-                mass_kg=kg_from_grams(ship["g"]),
-                hs_code=ship["hs"],
-            )
-    referenced = bool(debits or ships)
-    _unresolved(st, now, referenced, fact is not None)
-    if "since" in st and now - st["since"] >= cfg.grace_ms:
-        alerts[f"unresolved/{key}"] = _alert(
-            "unresolved_reference",
+            what = f"{fact['form'].replace('_', ' ')} lot {lot_id}"
+            alerts[f"outflow/{eid}"] = _outflow_alert(key, eid, ship, what)
+    alerts.update(
+        _unresolved_alert(
+            st,
             key,
+            now,
+            cfg,
+            fact is not None,
+            [*debits, *ships],
             f"lot {lot_id} is referenced but no event created it",
-            event_ids=sorted({*debits, *ships}),
         )
+    )
     _publish_alerts(st, fx, alerts)
     if fact is not None:
         _publish_if_changed(st, fx, LOTS, lot_id, _lot_view(lot_id, fact, profile, st, consumed))
@@ -661,34 +684,20 @@ def handle_battery(
     timeline = _status_timeline(st, made)
     for eid, ship in sorted(ships.items()):
         if made is not None and _outflow(ship) and _status_at(timeline, ship["at"]) == "waste":
-            alerts[f"outflow/{eid}"] = _alert(
-                "outflow",
-                key,
-                f"waste battery {battery_id} shipped from {ship['from_country']} to "
-                f"{ship['to_country']}, outside the alliance",
-                event_ids=[eid],
-                from_country=ship["from_country"],
-                to_country=ship["to_country"],
-                mass_kg=kg_from_grams(ship["g"]),
-                hs_code=ship["hs"],
-            )
-    referenced = bool(uses or ships or shreds or parents or "health" in st)
-    _unresolved(st, now, referenced, made is not None)
-    if "since" in st and now - st["since"] >= cfg.grace_ms:
-        alerts[f"unresolved/{key}"] = _alert(
-            "unresolved_reference",
+            what = f"waste battery {battery_id}"
+            alerts[f"outflow/{eid}"] = _outflow_alert(key, eid, ship, what)
+    health = [st["health"]["eid"]] if "health" in st else []
+    alerts.update(
+        _unresolved_alert(
+            st,
             key,
+            now,
+            cfg,
+            made is not None,
+            [*uses, *ships, *shreds, *parents, *health],
             f"battery {battery_id} is referenced but was never manufactured",
-            event_ids=sorted(
-                {
-                    *uses,
-                    *ships,
-                    *shreds,
-                    *parents,
-                    *([st["health"]["eid"]] if "health" in st else []),
-                }
-            ),
         )
+    )
     _publish_alerts(st, fx, alerts)
     if made is not None and profile is not None:
         doc = _passport_view(battery_id, st, made, profile, timeline)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -48,6 +51,10 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
     producer.produce(extraction, key=b"PACK-X", value=serde.encode(events[5], extraction))
     producer.flush()
     publish(broker, events[6:])
+    ghost = events[-2].model_copy(  # a shipment of a lot no event ever creates
+        update={"event_id": scenarios.uid(71), "subject": "lot", "subject_id": "GHOST-1"}
+    )
+    publish(broker, [ghost])
 
     expected = ground_truth(events)
     with Worker(broker, tmp_path, store="memory") as worker:
@@ -61,6 +68,50 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
         assert worker.get("/passports/PACK-1")["manufacturer_certified_at_manufacture"] is True
         metrics = worker.get("/metrics")
         assert f'batteryloop_dead_letters_total{{topic="{extraction}"}} 3.0' in metrics
+        # After the grace period (2 s here) the worker's tick raises the unresolved reference.
+        deadline = time.monotonic() + 60
+        while "unresolved/lot/GHOST-1" not in (alerts := published(broker, "alerts")):
+            assert time.monotonic() < deadline, f"no unresolved alert: {sorted(alerts)}"
+            time.sleep(1)
+        assert alerts["unresolved/lot/GHOST-1"]["details"]["event_ids"] == [str(ghost.event_id)]
+
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batteryloop.connectors.cli",
+            "passport",
+            "PACK-1",
+            "--region",
+            "eu",
+            "--bootstrap",
+            broker.bootstrap,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    passport = json.loads(shown.stdout)
+    assert passport["materials"]["nickel"]["recycled_post_consumer_share"] == "0.150000"
+    assert passport["manufacturer_certified_at_manufacture"] is True
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batteryloop.connectors.cli",
+            "passport",
+            "NO-SUCH",
+            "--region",
+            "eu",
+            "--bootstrap",
+            broker.bootstrap,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "no passport for battery NO-SUCH" in missing.stderr
 
     dead = read_from_start(config(broker), [DEAD_LETTER_TOPIC.name], expected=3, timeout=30)
     reasons = {m.key(): dict(m.headers() or []) for m in dead}
