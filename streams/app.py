@@ -189,8 +189,9 @@ class Processors:
             )
             for kind, name in TABLES.items()
         }
-        # Records the agents write (entity messages, documents, dead letters) go through
-        # librdkafka: faust's own producer costs ~100x more per record. Each batch is flushed
+        # Records the agents write (entity messages, documents, changelogs, dead letters) go
+        # through librdkafka: with faust's own producer, record by record, end-to-end
+        # throughput was half (BENCHMARKS.md). Each batch is flushed
         # before the agent takes the next one, so no offset is committed for input whose
         # output is not yet durable (faust commits only offsets of events already processed).
         self.producer = Producer(
