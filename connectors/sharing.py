@@ -1,0 +1,255 @@
+"""The written data-sharing policy between two regions, and redaction of events under it.
+
+A policy is a TOML file::
+
+    [agreement]
+    name = "Catena-X / Ouranos battery materials"
+    source = "EU"
+    target = "JP"
+
+    [events.extraction]          # an event type not named here is not shared at all
+    share = true
+    [events.extraction.fields]   # a field not named here is dropped (default deny)
+    event_id = "keep"
+    operator_id = "pseudonymise" # keyed hash under the agreement's secret
+    mass_kg = "band"             # lower edge of its power of ten: 1234.5 -> 1000
+    composition = "keep"
+
+Field paths are the schema's: ``inputs[].lot_id`` is a field of each element of ``inputs``;
+naming a record (``carbon_footprint``) or an array of records (``inputs``) applies the action to
+everything inside it that is not named more precisely. Actions: ``keep``, ``drop``,
+``pseudonymise`` (strings), ``band`` (masses). A field the schema tags confidential (supplier
+identities, procurement amounts, prices) can only be dropped: a policy that would let one
+through in any form, directly or inside a kept record, does not load, and the error names the
+rule.
+
+No Kafka here: the mirror applies :meth:`SharingPolicy.redact` to decoded records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from batteryloop.schemas import catalog
+from batteryloop.schemas.events import EVENT_MODELS
+from batteryloop.schemas.values import Region
+
+ACTIONS = ("keep", "drop", "pseudonymise", "band")
+#: The envelope every shared event must keep for the partner to use it at all.
+REQUIRED = ("event_type", "event_id", "schema_version", "occurred_at", "region")
+POLICY_DIR = Path(__file__).parent / "policies"
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be loaded; the message names the file and the rule."""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    path: str  # e.g. "inputs[].supplier_id"
+    avro_type: Any
+    confidential: str | None
+
+
+def leaves(event_type: str) -> dict[str, Leaf]:
+    """Every field of the current schema a policy can name, by path (records and arrays too)."""
+    return {leaf.path: leaf for leaf in _walk(catalog.current(event_type).raw, "", None)}
+
+
+def _walk(schema: Any, prefix: str, confidential: str | None) -> Iterator[Leaf]:
+    for f in schema["fields"]:
+        path = f"{prefix}{f['name']}"
+        kind = f.get("confidential", confidential)
+        yield Leaf(path, f["type"], kind)
+        inner = _unwrap(f["type"])
+        if isinstance(inner, dict) and inner.get("type") == "record":
+            yield from _walk(inner, path + ".", kind)
+        elif isinstance(inner, dict) and inner.get("type") == "array":
+            items = _unwrap(inner["items"])
+            if isinstance(items, dict) and items.get("type") == "record":
+                yield from _walk(items, path + "[].", kind)
+
+
+def _unwrap(avro_type: Any) -> Any:
+    if isinstance(avro_type, list):  # ["null", X]
+        return next(t for t in avro_type if t != "null")
+    return avro_type
+
+
+def _is_decimal(avro_type: Any) -> bool:
+    inner = _unwrap(avro_type)
+    return isinstance(inner, dict) and inner.get("logicalType") == "decimal"
+
+
+def _is_string(avro_type: Any) -> bool:
+    inner = _unwrap(avro_type)
+    return inner == "string" or (isinstance(inner, dict) and inner.get("type") == "string")
+
+
+@dataclass(frozen=True)
+class EventRules:
+    event_type: str
+    actions: dict[str, str]  # path -> action, as written
+
+    def action(self, path: str) -> str:
+        """The most precise rule for ``path``: its own, else its nearest named ancestor's."""
+        named = self.named(path)
+        return "drop" if named is None else self.actions[named]  # default deny
+
+    def named(self, path: str) -> str | None:
+        """The path of the rule that decides ``path``, or None when no rule does."""
+        probe = path
+        while probe not in self.actions:
+            if probe.endswith("[]"):
+                probe = probe[:-2]
+                continue
+            cut = probe.rfind(".")
+            if cut < 0:
+                return None
+            probe = probe[:cut]
+        return probe
+
+
+@dataclass(frozen=True)
+class SharingPolicy:
+    name: str
+    source: Region
+    target: Region
+    events: dict[str, EventRules]
+    secret: bytes
+
+    def shares(self, event_type: str) -> bool:
+        return event_type in self.events
+
+    def redact(self, event_type: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The shareable part of a decoded record, or None when its type is not shared."""
+        rules = self.events.get(event_type)
+        if rules is None:
+            return None
+        return self._record(rules, record, "")
+
+    def _record(self, rules: EventRules, record: dict[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in record.items():
+            path = f"{prefix}{name}"
+            action = rules.action(path)
+            if isinstance(value, dict) and _has_rules_below(rules, path):
+                out[name] = self._record(rules, value, path + ".")
+                continue
+            if isinstance(value, list) and _has_rules_below(rules, path + "[]"):
+                out[name] = [self._record(rules, v, path + "[].") for v in value]
+                continue
+            if action == "drop":
+                continue
+            out[name] = self._transform(action, value)
+        return out
+
+    def _transform(self, action: str, value: Any) -> Any:
+        if value is None or action == "keep":
+            return value
+        if action == "pseudonymise":
+            digest = hmac.new(self.secret, str(value).encode(), hashlib.sha256).hexdigest()
+            return f"ps-{digest[:32]}"
+        if action == "band":
+            return mass_band(value)
+        raise AssertionError(action)  # load() admits no other action
+
+
+def _has_rules_below(rules: EventRules, path: str) -> bool:
+    return any(p.startswith(path + ".") or p.startswith(path + "[].") for p in rules.actions)
+
+
+def mass_band(value: Decimal) -> Decimal:
+    """The lower edge of the power of ten a mass falls in (0 stays 0)."""
+    if value <= 0:
+        return Decimal(0)
+    return Decimal(1).scaleb(value.adjusted())
+
+
+def load(path: Path | str, secret: bytes) -> SharingPolicy:
+    """Read and validate a policy; raise :class:`PolicyError` naming the offending rule."""
+    path = Path(path)
+    where = path.name
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"{where}: cannot read the policy: {exc}") from exc
+    return parse(data, secret, where)
+
+
+def parse(data: dict[str, Any], secret: bytes, where: str = "policy") -> SharingPolicy:
+    def fail(rule: str, problem: str) -> PolicyError:
+        return PolicyError(f"{where}: {rule}: {problem}")
+
+    unknown = set(data) - {"agreement", "events"}
+    if unknown:
+        raise fail(sorted(unknown)[0], "unknown section (expected [agreement] and [events.*])")
+    agreement = data.get("agreement")
+    if not isinstance(agreement, dict):
+        raise fail("agreement", "missing: name, source and target regions are required")
+    regions = {}
+    for side in ("source", "target"):
+        try:
+            regions[side] = Region(str(agreement.get(side, "")).upper())
+        except ValueError:
+            raise fail(f"agreement.{side}", "must be EU or JP") from None
+    if regions["source"] == regions["target"]:
+        raise fail("agreement.target", "must differ from the source region")
+    if len(secret) < 16:
+        raise fail("agreement", "the pseudonymisation secret must be at least 16 bytes")
+    events: dict[str, EventRules] = {}
+    for event_type, section in (data.get("events") or {}).items():
+        rule = f"events.{event_type}"
+        if event_type not in EVENT_MODELS:
+            raise fail(rule, f"no such event type (known: {', '.join(EVENT_MODELS)})")
+        if not isinstance(section, dict) or not isinstance(section.get("share"), bool):
+            raise fail(f"{rule}.share", "must be true or false")
+        if not section["share"]:
+            continue
+        fields = section.get("fields") or {}
+        known = leaves(event_type)
+        for name, action in fields.items():
+            field_rule = f"{rule}.fields.{name!r}"
+            if name not in known:
+                raise fail(field_rule, f"no such field in the {event_type} schema")
+            if action not in ACTIONS:
+                raise fail(field_rule, f"action {action!r} is not one of {', '.join(ACTIONS)}")
+            leaf = known[name]
+            if action == "pseudonymise" and not _is_string(leaf.avro_type):
+                raise fail(field_rule, "only text can be pseudonymised")
+            if action == "band" and not _is_decimal(leaf.avro_type):
+                raise fail(field_rule, "only masses (decimals) can be banded")
+        rules = EventRules(event_type, dict(fields))
+        for leaf in known.values():
+            if leaf.confidential and rules.action(leaf.path) != "drop":
+                raise fail(
+                    f"{rule}.fields.{rules.named(leaf.path)!r}",
+                    f"would share {leaf.path}, which is confidential ({leaf.confidential}); "
+                    "confidential fields can only be dropped",
+                )
+        missing = [f for f in REQUIRED if rules.action(f) != "keep"]
+        if missing:
+            raise fail(f"{rule}.fields", f"must keep the envelope fields {', '.join(missing)}")
+        events[event_type] = rules
+    return SharingPolicy(
+        name=str(agreement.get("name", "")),
+        source=regions["source"],
+        target=regions["target"],
+        events=events,
+        secret=secret,
+    )
+
+
+def shipped(direction: str) -> Path:
+    """One of the policies that ship with batteryloop: ``eu-to-jp`` or ``jp-to-eu``."""
+    path = POLICY_DIR / f"{direction}.toml"
+    if not path.exists():
+        raise PolicyError(f"no shipped policy {direction!r} (have: eu-to-jp, jp-to-eu)")
+    return path
