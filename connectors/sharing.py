@@ -253,3 +253,95 @@ def shipped(direction: str) -> Path:
     if not path.exists():
         raise PolicyError(f"no shipped policy {direction!r} (have: eu-to-jp, jp-to-eu)")
     return path
+
+
+# --- shared schemas ---------------------------------------------------------------------------
+
+SHARED_NAMESPACE = "batteryloop.shared"
+
+
+def shared_schema(policy: SharingPolicy, event_type: str) -> dict[str, Any]:
+    """The Avro schema of ``event_type`` as the partner receives it under ``policy``: the
+    private schema without the fields the policy drops (confidentiality tags gone with them),
+    renamed into ``batteryloop.shared`` so that it never passes for the private one.
+    Pseudonyms stay strings and banded masses decimals, so field types do not change."""
+    rules = policy.events.get(event_type)
+    if rules is None:
+        raise KeyError(f"{event_type} is not shared under {policy.name or 'this policy'}")
+    raw = catalog.current(event_type).raw
+    record = _shared_record(rules, raw, "", _Names(_named_types(raw)))
+    assert isinstance(record, dict)
+    return record
+
+
+class _Names:
+    """Named types of the private schema, and which the shared one has defined so far: a
+    reference whose definition was dropped with its field gets the definition instead."""
+
+    def __init__(self, private: dict[str, dict[str, Any]]) -> None:
+        self.private = private
+        self.defined: set[str] = set()
+
+
+def _named_types(schema: Any, found: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    found = {} if found is None else found
+    if isinstance(schema, list):
+        for t in schema:
+            _named_types(t, found)
+    elif isinstance(schema, dict):
+        if schema.get("type") in ("record", "enum"):
+            found.setdefault(schema["name"], schema)
+        for f in schema.get("fields", []):
+            _named_types(f["type"], found)
+        for key in ("items", "values"):
+            if key in schema:
+                _named_types(schema[key], found)
+    return found
+
+
+def _shared_record(
+    rules: EventRules, schema: dict[str, Any], prefix: str, defined: _Names
+) -> dict[str, Any] | str:
+    name = _shared_name(schema["name"])
+    if name in defined.defined:
+        return name
+    defined.defined.add(name)
+    fields = []
+    for f in schema["fields"]:
+        path = f"{prefix}{f['name']}"
+        below = _has_rules_below(rules, path) or _has_rules_below(rules, path + "[]")
+        if not below and rules.action(path) == "drop":
+            continue
+        field = {k: v for k, v in f.items() if k != "confidential"}
+        field["type"] = _shared_type(rules, f["type"], path, defined)
+        fields.append(field)
+    return {**schema, "name": name, "fields": fields}
+
+
+def _shared_type(rules: EventRules, avro_type: Any, path: str, defined: _Names) -> Any:
+    if isinstance(avro_type, list):
+        return [_shared_type(rules, t, path, defined) for t in avro_type]
+    if isinstance(avro_type, str) and avro_type in defined.private:  # a reference by name
+        if _shared_name(avro_type) in defined.defined:
+            return _shared_name(avro_type)
+        return _shared_type(rules, defined.private[avro_type], path, defined)
+    if isinstance(avro_type, dict):
+        kind = avro_type.get("type")
+        if kind == "record":
+            return _shared_record(rules, avro_type, path + ".", defined)
+        if kind == "array":
+            items = _shared_type(rules, avro_type["items"], path + "[]", defined)
+            return {**avro_type, "items": items}
+        if kind == "map":
+            return {**avro_type, "values": _shared_type(rules, avro_type["values"], path, defined)}
+        if kind == "enum":
+            name = _shared_name(avro_type["name"])
+            if name in defined.defined:
+                return name
+            defined.defined.add(name)
+            return {**avro_type, "name": name}
+    return avro_type
+
+
+def _shared_name(name: str) -> str:
+    return f"{SHARED_NAMESPACE}.{name.rsplit('.', 1)[-1]}"

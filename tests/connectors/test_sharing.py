@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,3 +216,20 @@ def test_unreadable_policy_file_and_short_secret(tmp_path: Path) -> None:
         sharing.load(sharing.shipped("eu-to-jp"), b"short")
     with pytest.raises(PolicyError, match="no shipped policy 'eu-to-us'"):
         sharing.shipped("eu-to-us")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(EVENT_TYPES).flatmap(events), st.sampled_from(["eu-to-jp", "jp-to-eu"]))
+def test_redacted_events_are_valid_avro_under_the_shared_schema(
+    event: Event, direction: str
+) -> None:
+    shipped = sharing.load(sharing.shipped(direction), SECRET)
+    redacted = shipped.redact(event.event_type, decoded(event))
+    schema = sharing.shared_schema(shipped, event.event_type)
+    assert "confidential" not in json.dumps(schema)
+    parsed = fastavro.parse_schema(schema)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, redacted)
+    buffer.seek(0)
+    # The partner reads it with the shared schema alone.
+    assert fastavro.schemaless_reader(buffer, parsed, None) == redacted
