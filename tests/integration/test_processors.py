@@ -75,42 +75,21 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
             time.sleep(1)
         assert alerts["unresolved/lot/GHOST-1"]["details"]["event_ids"] == [str(ghost.event_id)]
 
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batteryloop.connectors.cli",
-            "passport",
-            "PACK-1",
-            "--region",
-            "eu",
-            "--bootstrap",
-            broker.bootstrap,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def passport_command(battery_id: str) -> subprocess.CompletedProcess[str]:
+        command = ["passport", battery_id, "--region", "eu", "--bootstrap", broker.bootstrap]
+        return subprocess.run(
+            [sys.executable, "-m", "batteryloop.connectors.cli", *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    shown = passport_command("PACK-1")
     assert shown.returncode == 0, shown.stderr
     passport = json.loads(shown.stdout)
     assert passport["materials"]["nickel"]["recycled_post_consumer_share"] == "0.150000"
     assert passport["manufacturer_certified_at_manufacture"] is True
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batteryloop.connectors.cli",
-            "passport",
-            "NO-SUCH",
-            "--region",
-            "eu",
-            "--bootstrap",
-            broker.bootstrap,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = passport_command("NO-SUCH")
     assert missing.returncode == 1 and "no passport for battery NO-SUCH" in missing.stderr
 
     dead = read_from_start(config(broker), [DEAD_LETTER_TOPIC.name], expected=3, timeout=30)
