@@ -18,16 +18,19 @@ Deduplication memory is therefore the state itself: an entity remembers the ids 
 that changed it because it needs those facts to recompute; there is no time window after which
 a late duplicate could slip through. Its size is bounded by the entity's own history (a lot's
 creation, debits and shipments; a battery's events), which is what a passport must keep anyway.
-The one extra memory is the set of event ids already alerted as coming from an uncertified
-operator, bounded by the number of such events.
+The exceptions are bounded on purpose: a battery keeps only its latest state-of-health
+reading (a maximum, so order and replays do not matter), and an operator keeps at most
+``PENDING_DETAIL`` events waiting for a certificate by id (the rest counted per hour) and the
+``FLAGGED_DETAIL`` newest alerted ones.
 
 Entity keys and what they hold
 ------------------------------
 ``lot/<id>``                        creation fact(s), debits, shipments, input-lot profiles
 ``battery/<id>``                    manufacture, use, shipment, shredding facts; input profiles
 ``operator/<id>``                   certification facts; events waiting for a certification
-``recycled-content/<m>|<p>|<model>|<year>``  per-battery contributions and their totals
-``recovery/<recycler>|<plant>|<year>``       per-recovery contributions and their totals
+``recycled-content/<m>|<p>|<model>|<year>``  totals; each battery's contribution is stored
+                                             beside it under ``recycled-content-part/...``
+``recovery/<recycler>|<plant>|<year>``       totals; contributions under ``recovery-part/...``
 """
 
 from __future__ import annotations
