@@ -5,8 +5,32 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+
+def _reader(config: Mapping[str, str]) -> Consumer:
+    """A consumer that reads by assignment: a fresh group id, no commits, no EOF events."""
+    return Consumer(
+        {
+            **config,
+            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+
+
+def _assign_from_start(consumer: Consumer, topics: Iterable[str], metadata: Any) -> None:
+    consumer.assign(
+        [
+            TopicPartition(t, p, OFFSET_BEGINNING)
+            for t in topics
+            if t in metadata.topics
+            for p in metadata.topics[t].partitions
+        ]
+    )
 
 
 def read_from_start(
@@ -23,23 +47,9 @@ def read_from_start(
     caller compares the count. Counting what arrives, rather than trusting the broker's end
     offsets, works on brokers whose ListOffsets answer is wrong.
     """
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
+    consumer = _reader(config)
     try:
-        metadata = consumer.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(t, p, OFFSET_BEGINNING)
-            for t in topics
-            if t in metadata.topics
-            for p in metadata.topics[t].partitions
-        ]
-        consumer.assign(partitions)
+        _assign_from_start(consumer, topics, consumer.list_topics(timeout=10))
         records: list[Message] = []
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
@@ -63,21 +73,12 @@ def latest_by_key(
     read, for the same reason as above.
     """
     wanted = None if keys is None else set(keys)
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
+    consumer = _reader(config)
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise RuntimeError(f"topic {topic} does not exist (are the processors running?)")
-        consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.topics[topic].partitions]
-        )
+        _assign_from_start(consumer, [topic], metadata)
         latest: dict[bytes, bytes | None] = {}
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,22 @@ def _is_string(avro_type: Any) -> bool:
 class EventRules:
     event_type: str
     actions: dict[str, str]  # path -> action, as written
+    #: Paths with rules for something inside them (``inputs`` and ``inputs[]`` when
+    #: ``inputs[].lot_id`` is named); worked out once, asked for every field of every record.
+    containers: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        found = set()
+        for path in self.actions:
+            for i, char in enumerate(path):
+                if char == ".":
+                    found.add(path[:i])
+                    if path[:i].endswith("[]"):
+                        found.add(path[: i - 2])
+        object.__setattr__(self, "containers", frozenset(found))
+
+    def has_rules_below(self, path: str) -> bool:
+        return path in self.containers
 
     def action(self, path: str) -> str:
         """The most precise rule for ``path``: its own, else its nearest named ancestor's."""
@@ -140,10 +156,10 @@ class SharingPolicy:
         for name, value in record.items():
             path = f"{prefix}{name}"
             action = rules.action(path)
-            if isinstance(value, dict) and _has_rules_below(rules, path):
+            if isinstance(value, dict) and rules.has_rules_below(path):
                 out[name] = self._record(rules, value, path + ".")
                 continue
-            if isinstance(value, list) and _has_rules_below(rules, path + "[]"):
+            if isinstance(value, list) and rules.has_rules_below(path + "[]"):
                 out[name] = [self._record(rules, v, path + "[].") for v in value]
                 continue
             if action == "drop":
@@ -160,10 +176,6 @@ class SharingPolicy:
         if action == "band":
             return mass_band(value)
         raise AssertionError(action)  # load() admits no other action
-
-
-def _has_rules_below(rules: EventRules, path: str) -> bool:
-    return any(p.startswith(path + ".") or p.startswith(path + "[].") for p in rules.actions)
 
 
 def mass_band(value: Decimal) -> Decimal:
@@ -309,12 +321,12 @@ def _shared_record(
     fields = []
     for f in schema["fields"]:
         path = f"{prefix}{f['name']}"
-        below = _has_rules_below(rules, path) or _has_rules_below(rules, path + "[]")
+        below = rules.has_rules_below(path) or rules.has_rules_below(path + "[]")
         if not below and rules.action(path) == "drop":
             continue
-        field = {k: v for k, v in f.items() if k != "confidential"}
-        field["type"] = _shared_type(rules, f["type"], path, defined)
-        fields.append(field)
+        shared = {k: v for k, v in f.items() if k != "confidential"}
+        shared["type"] = _shared_type(rules, f["type"], path, defined)
+        fields.append(shared)
     return {**schema, "name": name, "fields": fields}
 
 

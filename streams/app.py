@@ -328,7 +328,7 @@ class Processors:
             by_partition: dict[int, list[Any]] = defaultdict(list)
             for event in events:
                 by_partition[event.message.partition].append(event)
-            now = int(time.time() * 1000)
+            now = _now_ms()
             for partition_events in by_partition.values():
                 self._apply(partition_events, now)
             self._flush()
@@ -396,7 +396,7 @@ class Processors:
                 for key, raw in self.tables[kind].items():
                     self._track_due(key.decode(), loads(raw))
             self._scanned = True
-        now = int(time.time() * 1000)
+        now = _now_ms()
         for key, when in sorted(self._due.items()):
             if when <= now:
                 # Through the topic, so the tick is applied in order with the entity's messages.
@@ -411,7 +411,7 @@ class Processors:
         raw = self._table(key).get(key.encode())
         if raw is None:
             return None
-        return document(key, loads(raw), int(time.time() * 1000), self.config)
+        return document(key, loads(raw), _now_ms(), self.config)
 
     def passport(self, battery_id: str) -> dict[str, Any] | None:
         doc = self.lookup(battery_key(battery_id))
@@ -425,7 +425,7 @@ class Processors:
         return doc
 
     def listing(self, kind: str) -> list[dict[str, Any]]:
-        now = int(time.time() * 1000)
+        now = _now_ms()
         docs = (
             document(k.decode(), loads(v), now, self.config) for k, v in self.tables[kind].items()
         )
@@ -473,9 +473,9 @@ class Processors:
                 body = generate_latest(processors.metrics.registry)
                 return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-        # keep references so linters see the views used
-        self._views = (PassportView, LotView, OperatorView, RecycledContentView, RecoveryView)
-        self._views += (MetricsView,)
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _now_us() -> int:

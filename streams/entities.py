@@ -502,6 +502,15 @@ def _lot_view(
     }
 
 
+def _metal_in(lots: Iterable[list[Any]]) -> dict[str, int]:
+    """Micrograms of each metal in lots given as [grams, {metal: ppm}]."""
+    out: dict[str, int] = defaultdict(int)
+    for g, comp in lots:
+        for m, p in comp.items():
+            out[m] += g * p
+    return out
+
+
 def _recovery_key(debit: dict[str, Any]) -> str:
     return f"recovery/{debit['op']}|{debit['site']}|{year(debit['at'])}"
 
@@ -513,10 +522,7 @@ def _send_recovery_contributions(
         if "recovery" not in debit:
             continue
         into = {m: debit["g"] * p for m, p in fact["comp"].items()}
-        out: dict[str, int] = defaultdict(int)
-        for g, comp in debit["recovery"]["outputs"].values():
-            for m, p in comp.items():
-                out[m] += g * p
+        out = _metal_in(debit["recovery"]["outputs"].values())
         contribution = {
             "labels": {"recycler": debit["op"], "plant": debit["site"], "year": year(debit["at"])},
             "in": dict(sorted(into.items())),
@@ -533,10 +539,7 @@ def _recovery_violations(key: str, fact: dict[str, Any], debits: dict[str, Any])
     for eid, debit in sorted(debits.items()):
         if "recovery" not in debit:
             continue
-        out: dict[str, int] = defaultdict(int)
-        for g, comp in debit["recovery"]["outputs"].values():
-            for m, p in comp.items():
-                out[m] += g * p
+        out = _metal_in(debit["recovery"]["outputs"].values())
         over = {
             m: {
                 "input_kg": kg_from_micrograms(debit["g"] * fact["comp"].get(m, 0)),
@@ -565,10 +568,7 @@ def _refining_violation(
     pool, complete, _ = _pool(_lot_parts(fact["inputs"]), inputs)
     if not complete:
         return {}  # cannot judge before every input is known
-    out: dict[str, int] = defaultdict(int)
-    for g, comp in fact["batch_outputs"].values():
-        for m, p in comp.items():
-            out[m] += g * p
+    out = _metal_in(fact["batch_outputs"].values())
     slack = ROUNDING_UG_PER_INPUT * len(fact["inputs"])
     over = {
         m: {
