@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 
 def _reader(config: Mapping[str, str]) -> Consumer:
@@ -92,5 +92,56 @@ def latest_by_key(
                 if usable and (wanted is None or key in wanted):
                     latest[key] = message.value()
         return latest
+    finally:
+        consumer.close()
+
+
+class ReadIncomplete(RuntimeError):
+    """A read to the end of partitions did not get there in time."""
+
+
+def read_to_end(
+    config: Mapping[str, str], partitions: Iterable[TopicPartition], timeout: float = 60.0
+) -> Iterator[Message]:
+    """Every record from the given offsets to the end of each partition, the end being what
+    the fetch responses report (librdkafka's partition EOF), not the broker's ListOffsets
+    answer. Meant for partitions nobody else is writing to at the time (the mirror's recovery).
+    Raises :class:`ReadIncomplete` when a partition has not reached its end within ``timeout``.
+    """
+    wanted = list(partitions)
+    if not wanted:
+        return
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            # an empty fetch is how the end shows: do not let the broker hold it for long
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    try:
+        consumer.assign(wanted)
+        remaining = {(tp.topic, tp.partition) for tp in wanted}
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while remaining:
+            if time.monotonic() > deadline:
+                topic, partition = sorted(remaining)[0]
+                cause = f"; last error: {last_error}" if last_error else ""
+                raise ReadIncomplete(
+                    f"{len(remaining)} partition(s) did not reach their end within "
+                    f"{timeout:.0f} s (e.g. {topic}[{partition}]){cause}"
+                )
+            for message in consumer.consume(1000, 0.2):
+                error = message.error()
+                if error is None:
+                    yield message
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard((message.topic(), message.partition()))
+                else:
+                    last_error = error.str()
     finally:
         consumer.close()

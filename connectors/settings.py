@@ -4,6 +4,7 @@
 ``BATTERYLOOP_EU_BOOTSTRAP``           bootstrap servers of the EU (Catena-X side) cluster
 ``BATTERYLOOP_JP_BOOTSTRAP``           bootstrap servers of the JP (Ouranos side) cluster
 ``BATTERYLOOP_SCHEMA_REGISTRY_URL``    Confluent schema registry; unset: single-object encoding
+``BATTERYLOOP_SHARING_SECRET``         the data-sharing agreement's pseudonymisation secret
 ``BATTERYLOOP_KAFKA_<PROPERTY>``       any librdkafka property for every client, dots written as
                                        underscores: ``BATTERYLOOP_KAFKA_SASL_MECHANISM=PLAIN``
 ``BATTERYLOOP_EU_KAFKA_<PROPERTY>``    the same for EU clients only (``JP`` likewise)
@@ -38,6 +39,7 @@ class Settings:
     schema_registry_url: str | None = None
     kafka: dict[str, str] = field(default_factory=dict)  # every client
     region_kafka: dict[Region, dict[str, str]] = field(default_factory=dict)
+    sharing_secret: bytes | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +53,9 @@ class Settings:
             schema_registry_url=env.get(f"{PREFIX}SCHEMA_REGISTRY_URL") or None,
             kafka=_properties(env, f"{PREFIX}KAFKA_"),
             region_kafka={r: _properties(env, f"{PREFIX}{r.value}_KAFKA_") for r in Region},
+            sharing_secret=env[f"{PREFIX}SHARING_SECRET"].encode()
+            if env.get(f"{PREFIX}SHARING_SECRET")
+            else None,
         )
 
     def client_config(

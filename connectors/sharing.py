@@ -18,10 +18,11 @@ A policy is a TOML file::
 Field paths are the schema's: ``inputs[].lot_id`` is a field of each element of ``inputs``;
 naming a record (``carbon_footprint``) or an array of records (``inputs``) applies the action to
 everything inside it that is not named more precisely. Actions: ``keep``, ``drop``,
-``pseudonymise`` (strings), ``band`` (masses). A field the schema tags confidential (supplier
-identities, procurement amounts, prices) can only be dropped: a policy that would let one
-through in any form, directly or inside a kept record, does not load, and the error names the
-rule.
+``pseudonymise`` (strings), ``band`` (masses), ``country`` (a site reduced to its country,
+where the event names that country: extraction sites, shipment origins and destinations). A
+field the schema tags confidential (supplier identities, procurement amounts, prices) can only
+be dropped: a policy that would let one through in any form, directly or inside a kept record,
+does not load, and the error names the rule.
 
 No Kafka here: the mirror applies :meth:`SharingPolicy.redact` to decoded records.
 """
@@ -34,14 +35,23 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from batteryloop.schemas import catalog
+from batteryloop.schemas.catalog import SchemaVersion
 from batteryloop.schemas.events import EVENT_MODELS
+from batteryloop.schemas.serde import SHARED_NAMESPACE
 from batteryloop.schemas.values import Region
 
-ACTIONS = ("keep", "drop", "pseudonymise", "band")
+ACTIONS = ("keep", "drop", "pseudonymise", "band", "country")
+#: Site fields that can be reduced to their country: the event names the site's country in
+#: another field (no other event says where its site is).
+SITE_COUNTRY = {
+    "extraction": {"site_id": "country"},
+    "shipment": {"from_site_id": "from_country", "to_site_id": "to_country"},
+}
 #: The envelope every shared event must keep for the partner to use it at all.
 REQUIRED = ("event_type", "event_id", "schema_version", "occurred_at", "region")
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -139,38 +149,70 @@ class SharingPolicy:
     source: Region
     target: Region
     events: dict[str, EventRules]
-    secret: bytes
+    #: the agreement's pseudonymisation secret; None where only the schemas are wanted
+    secret: bytes | None
 
     def shares(self, event_type: str) -> bool:
         return event_type in self.events
 
+    @property
+    def direction(self) -> str:
+        """``eu-to-jp`` or ``jp-to-eu``."""
+        return f"{self.source.value.lower()}-to-{self.target.value.lower()}"
+
     def redact(self, event_type: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """The shareable part of a decoded record, or None when its type is not shared."""
+        counted = self.redact_counted(event_type, record)
+        return None if counted is None else counted[0]
+
+    def redact_counted(
+        self, event_type: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], int] | None:
+        """Like :meth:`redact`, with the number of present (non-null) values it dropped or
+        transformed; None when the type is not shared."""
         rules = self.events.get(event_type)
         if rules is None:
             return None
-        return self._record(rules, record, "")
+        redacted = [0]
+        return self._record(rules, record, "", redacted), redacted[0]
 
-    def _record(self, rules: EventRules, record: dict[str, Any], prefix: str) -> dict[str, Any]:
+    def _record(
+        self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[int]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in record.items():
             path = f"{prefix}{name}"
-            action = rules.action(path)
             if isinstance(value, dict) and rules.has_rules_below(path):
-                out[name] = self._record(rules, value, path + ".")
+                out[name] = self._record(rules, value, path + ".", redacted)
                 continue
             if isinstance(value, list) and rules.has_rules_below(path + "[]"):
-                out[name] = [self._record(rules, v, path + "[].") for v in value]
+                out[name] = [self._record(rules, v, path + "[].", redacted) for v in value]
                 continue
+            action = rules.action(path)
+            if action != "keep" and value is not None:
+                redacted[0] += 1
             if action == "drop":
+                continue
+            if action == "country":  # validated on load: a top-level site with a country field
+                out[name] = record.get(SITE_COUNTRY[rules.event_type][path])
                 continue
             out[name] = self._transform(action, value)
         return out
+
+    @cached_property
+    def shared_schemas(self) -> dict[str, SchemaVersion]:
+        """The shared schema of every event type this policy shares, ready for the serde."""
+        return {
+            t: catalog.schema_version(t, catalog.current(t).version, shared_schema(self, t))
+            for t in self.events
+        }
 
     def _transform(self, action: str, value: Any) -> Any:
         if value is None or action == "keep":
             return value
         if action == "pseudonymise":
+            if self.secret is None:
+                raise PolicyError("pseudonymising needs the agreement's secret; none was given")
             digest = hmac.new(self.secret, str(value).encode(), hashlib.sha256).hexdigest()
             return f"ps-{digest[:32]}"
         if action == "band":
@@ -185,7 +227,7 @@ def mass_band(value: Decimal) -> Decimal:
     return Decimal(1).scaleb(value.adjusted())
 
 
-def load(path: Path | str, secret: bytes) -> SharingPolicy:
+def load(path: Path | str, secret: bytes | None) -> SharingPolicy:
     """Read and validate a policy; raise :class:`PolicyError` naming the offending rule."""
     path = Path(path)
     where = path.name
@@ -196,7 +238,10 @@ def load(path: Path | str, secret: bytes) -> SharingPolicy:
     return parse(data, secret, where)
 
 
-def parse(data: dict[str, Any], secret: bytes, where: str = "policy") -> SharingPolicy:
+def parse(data: dict[str, Any], secret: bytes | None, where: str = "policy") -> SharingPolicy:
+    """Validate a parsed policy. ``secret`` may be None only where no record is redacted
+    (deriving the shared schemas)."""
+
     def fail(rule: str, problem: str) -> PolicyError:
         return PolicyError(f"{where}: {rule}: {problem}")
 
@@ -214,7 +259,7 @@ def parse(data: dict[str, Any], secret: bytes, where: str = "policy") -> Sharing
             raise fail(f"agreement.{side}", "must be EU or JP") from None
     if regions["source"] == regions["target"]:
         raise fail("agreement.target", "must differ from the source region")
-    if len(secret) < 16:
+    if secret is not None and len(secret) < 16:
         raise fail("agreement", "the pseudonymisation secret must be at least 16 bytes")
     events: dict[str, EventRules] = {}
     for event_type, section in (data.get("events") or {}).items():
@@ -238,6 +283,13 @@ def parse(data: dict[str, Any], secret: bytes, where: str = "policy") -> Sharing
                 raise fail(field_rule, "only text can be pseudonymised")
             if action == "band" and not _is_decimal(leaf.avro_type):
                 raise fail(field_rule, "only masses (decimals) can be banded")
+            sites = SITE_COUNTRY.get(event_type, {})
+            if action == "country" and name not in sites:
+                raise fail(
+                    field_rule,
+                    "only a site whose country the event names can be reduced to it "
+                    f"({', '.join(f'{t}.{f}' for t, m in SITE_COUNTRY.items() for f in m)})",
+                )
         rules = EventRules(event_type, dict(fields))
         for leaf in known.values():
             if leaf.confidential and rules.action(leaf.path) != "drop":
@@ -268,8 +320,6 @@ def shipped(direction: str) -> Path:
 
 
 # --- shared schemas ---------------------------------------------------------------------------
-
-SHARED_NAMESPACE = "batteryloop.shared"
 
 
 def shared_schema(policy: SharingPolicy, event_type: str) -> dict[str, Any]:
@@ -357,3 +407,42 @@ def _shared_type(rules: EventRules, avro_type: Any, path: str, defined: _Names) 
 
 def _shared_name(name: str) -> str:
     return f"{SHARED_NAMESPACE}.{name.rsplit('.', 1)[-1]}"
+
+
+# --- the shared schemas of the shipped policies, committed for partners ------------------------
+
+SHIPPED = ("eu-to-jp", "jp-to-eu")
+SHARED_DIR = catalog.AVRO_DIR / "shared"
+
+
+def shared_schema_path(direction: str, event_type: str) -> Path:
+    return SHARED_DIR / direction / f"{event_type}.avsc"
+
+
+def _shipped_shared() -> Iterator[tuple[Path, str]]:
+    for direction in SHIPPED:
+        policy = load(shipped(direction), secret=None)
+        for event_type in policy.events:
+            path = shared_schema_path(direction, event_type)
+            yield path, catalog.render(shared_schema(policy, event_type))
+
+
+def check_shared_committed() -> list[str]:
+    """Differences between the shipped policies' shared schemas and the committed files."""
+    problems = []
+    for path, text in _shipped_shared():
+        if not path.exists():
+            problems.append(f"{path}: missing (run 'batteryloop schemas write')")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from what its shipped policy shares")
+    return problems
+
+
+def write_shared_committed() -> list[Path]:
+    written = []
+    for path, text in _shipped_shared():
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written

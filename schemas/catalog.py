@@ -178,7 +178,11 @@ def _walk_confidential(schema: Any, prefix: str) -> typing.Iterator[tuple[str, s
 
 
 def _load(event_type: str, version: int, path: Path) -> SchemaVersion:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    return schema_version(event_type, version, json.loads(path.read_text(encoding="utf-8")))
+
+
+def schema_version(event_type: str, version: int, raw: dict[str, Any]) -> SchemaVersion:
+    """A schema of ``event_type`` ready for encoding and decoding (parsed, fingerprinted)."""
     # parse_schema's default marks the result as parsed; without that mark fastavro parses the
     # schema again on every read and write (measured: 2x the cost of a whole decode).
     parsed = fastavro.parse_schema(raw)

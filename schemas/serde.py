@@ -12,6 +12,12 @@ Two framings, both decodable by :meth:`Serde.decode` whichever one a record carr
 
   Schemas are registered under the subject ``<topic>-value`` (TopicNameStrategy).
 
+Besides the private event schemas, a serde can write and read *shared* schemas: the redacted
+form of an event type that the mirror publishes to the partner region under a data-sharing
+policy (``batteryloop.shared.*``, see ``connectors/sharing.py``). A shared record is decoded with
+its own schema, not resolved to the private one (which it deliberately lacks fields of); the
+fields it lacks are the models' optional confidential ones.
+
 The body is fastavro's schemaless encoding with parsed schemas cached once per process. Data
 written with an older version of a schema is resolved to the current version on decoding.
 """
@@ -21,12 +27,14 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import fastavro
 from pydantic import ValidationError
 
 from . import catalog
+from .catalog import SchemaVersion
 from .events import EVENT_MODELS, Event
 
 if TYPE_CHECKING:
@@ -37,6 +45,8 @@ CONFLUENT_MAGIC = 0
 _SINGLE_HEADER = 10
 _CONFLUENT_HEADER = 5
 _ID = struct.Struct(">I")
+#: Namespace of the schemas events are shared under (the private ones are ``batteryloop``).
+SHARED_NAMESPACE = "batteryloop.shared"
 
 
 class DecodeError(ValueError):
@@ -63,14 +73,22 @@ class Serde:
     """Encodes events to framed Avro and decodes either framing back.
 
     ``registry``: a confluent-kafka ``SchemaRegistryClient``. With one, records are written
-    in the Confluent wire format; without, in single-object encoding.
+    in the Confluent wire format; without, in single-object encoding. ``shared``: shared
+    schemas this serde should recognise by fingerprint when decoding single-object records.
     """
 
-    def __init__(self, registry: SchemaRegistryClient | None = None) -> None:
+    def __init__(
+        self, registry: SchemaRegistryClient | None = None, shared: Iterable[SchemaVersion] = ()
+    ) -> None:
         self.registry = registry
-        self._schema_ids: dict[tuple[str, str], int] = {}  # (topic, event_type) -> id
-        self._by_id: dict[int, tuple[str, Any]] = {}  # id -> (event_type, parsed writer)
-        self._type_by_record_name = {catalog.current(t).raw["name"]: t for t in EVENT_MODELS}
+        self._schema_ids: dict[tuple[str, bytes], int] = {}  # (topic, fingerprint) -> id
+        # id -> (event_type, parsed writer, whether it is a shared schema)
+        self._by_id: dict[int, tuple[str, Any, bool]] = {}
+        self._shared = {s.fingerprint: s for s in shared}
+        # "ExtractionEvent" -> "extraction": private and shared schemas share the short name
+        self._type_by_record_name = {
+            _short(catalog.current(t).raw["name"]): t for t in EVENT_MODELS
+        }
 
     # --- encoding --------------------------------------------------------------------------
 
@@ -79,30 +97,33 @@ class Serde:
 
     def encode_record(self, event_type: str, record: dict[str, Any], topic: str) -> bytes:
         """Encode a record already shaped like the event type's model (no validation)."""
-        schema = catalog.current(event_type)
+        return self.encode_as(catalog.current(event_type), record, topic)
+
+    def encode_as(self, schema: SchemaVersion, record: dict[str, Any], topic: str) -> bytes:
+        """Encode a record under ``schema`` (a private or a shared one; no validation)."""
         out = io.BytesIO()
         if self.registry is None:
             out.write(SINGLE_OBJECT_MAGIC)
             out.write(schema.fingerprint)
         else:
             out.write(bytes([CONFLUENT_MAGIC]))
-            out.write(_ID.pack(self._registered_id(topic, event_type)))
+            out.write(_ID.pack(self._registered_id(topic, schema)))
         fastavro.schemaless_writer(out, schema.parsed, record)
         return out.getvalue()
 
-    def _registered_id(self, topic: str, event_type: str) -> int:
-        key = (topic, event_type)
+    def _registered_id(self, topic: str, schema: SchemaVersion) -> int:
+        key = (topic, schema.fingerprint)
         schema_id = self._schema_ids.get(key)
         if schema_id is None:
             from confluent_kafka.schema_registry import Schema
 
             assert self.registry is not None
-            schema = catalog.current(event_type)
             schema_id = self.registry.register_schema(
                 f"{topic}-value", Schema(catalog.render(schema.raw), "AVRO")
             )
             self._schema_ids[key] = schema_id
-            self._by_id[schema_id] = (event_type, schema.parsed)
+            shared = schema.raw["name"].startswith(SHARED_NAMESPACE + ".")
+            self._by_id[schema_id] = (schema.event_type, schema.parsed, shared)
         return schema_id
 
     # --- decoding --------------------------------------------------------------------------
@@ -126,22 +147,29 @@ class Serde:
         if not data:
             raise fail("empty value (a tombstone or an empty record)")
         if data[:2] == SINGLE_OBJECT_MAGIC:
-            known = catalog.by_fingerprint().get(data[2:_SINGLE_HEADER])
-            if known is None:
+            fingerprint = data[2:_SINGLE_HEADER]
+            known = catalog.by_fingerprint().get(fingerprint)
+            if known is not None:
+                event_type, writer = known.event_type, known.parsed
+                reader = catalog.current(event_type).parsed
+            elif fingerprint in self._shared:
+                shared = self._shared[fingerprint]
+                event_type, writer, reader = shared.event_type, shared.parsed, shared.parsed
+            else:
                 raise fail(
-                    f"unknown writer schema fingerprint {data[2:_SINGLE_HEADER].hex()} "
-                    "(not a batteryloop schema, or newer than this reader)"
+                    f"unknown writer schema fingerprint {fingerprint.hex()} "
+                    "(not a batteryloop schema, a shared schema this reader was not given, "
+                    "or newer than this reader)"
                 )
-            event_type, writer, header = known.event_type, known.parsed, _SINGLE_HEADER
+            header = _SINGLE_HEADER
         elif data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
-            event_type, writer = self._writer_by_id(_ID.unpack_from(data, 1)[0], fail)
+            event_type, writer, reader = self._writer_by_id(_ID.unpack_from(data, 1)[0], fail)
             header = _CONFLUENT_HEADER
         else:
             raise fail(
                 f"not framed Avro: starts with {data[:2].hex()}, expected c301 (single-object) "
                 "or 00 (Confluent wire format)"
             )
-        reader = catalog.current(event_type).parsed
         try:
             record = fastavro.schemaless_reader(
                 io.BytesIO(memoryview(data)[header:]),
@@ -174,10 +202,12 @@ class Serde:
                 offset=offset,
             ) from exc
 
-    def _writer_by_id(self, schema_id: int, fail: Any) -> tuple[str, Any]:
+    def _writer_by_id(self, schema_id: int, fail: Any) -> tuple[str, Any, Any]:
+        """(event type, writer, reader) of a registered schema; a shared writer reads as is."""
         found = self._by_id.get(schema_id)
         if found is not None:
-            return found
+            event_type, writer, shared = found
+            return event_type, writer, writer if shared else catalog.current(event_type).parsed
         if self.registry is None:
             raise fail(
                 f"Confluent wire format with schema id {schema_id}, but no schema registry is "
@@ -188,14 +218,17 @@ class Serde:
             raw = json.loads(registered.schema_str)
         except Exception as exc:
             raise fail(f"schema id {schema_id} not found in the registry: {exc}") from exc
-        event_type = (
-            self._type_by_record_name.get(raw.get("name")) if isinstance(raw, dict) else None
-        )
+        name = raw.get("name") if isinstance(raw, dict) else None
+        event_type = self._type_by_record_name.get(_short(name)) if name else None
         if event_type is None:
             raise fail(f"schema id {schema_id} is not a batteryloop event schema")
-        found = (event_type, fastavro.parse_schema(raw))
-        self._by_id[schema_id] = found
-        return found
+        shared = name.startswith(SHARED_NAMESPACE + ".")
+        self._by_id[schema_id] = (event_type, fastavro.parse_schema(raw), shared)
+        return self._writer_by_id(schema_id, fail)
+
+
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:

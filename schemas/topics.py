@@ -117,6 +117,45 @@ DOCUMENT_TOPICS: dict[str, TopicSpec] = {
     ),
 }
 
+
+def mirrored_topic_name(source_region: str, event_type: str) -> str:
+    """Where the partner's cluster receives a region's events: prefixed like MirrorMaker 2."""
+    return f"{source_region.lower()}.{event_topic_name(event_type)}"
+
+
+def mirrored_topics(
+    source_region: str, partitions: dict[str, int] | None = None
+) -> list[TopicSpec]:
+    """The topics a mirror from ``source_region`` writes on the partner's cluster; partition
+    counts follow the source topics' (``partitions`` by event type), since each source
+    partition is mirrored to the target partition of the same number."""
+    out = []
+    for event_type, source in EVENT_TOPICS.items():
+        out.append(
+            TopicSpec(
+                name=mirrored_topic_name(source_region, event_type),
+                key=source.key,
+                value=f"{source.value.split(' (')[0]} as shared under the data-sharing policy "
+                f"(Avro, schemas/avro/shared/{source_region.lower()}-to-*/{event_type}.avsc); "
+                "headers name the origin region, topic, partition and offset",
+                partitions=(partitions or {}).get(event_type, source.partitions),
+                cleanup_policy="delete",
+                doc=f"{event_type} events of the {source_region.upper()} region, mirrored.",
+                event_type=event_type,
+            )
+        )
+    return out
+
+
+MIRROR_CHECKPOINT_TOPIC = TopicSpec(
+    name="batteryloop.mirror.checkpoints",
+    key="<source region>/<source topic>/<partition>",
+    value="JSON {position, target_offset}: the mirror's position, kept on the target cluster",
+    partitions=1,
+    cleanup_policy="compact",
+    doc="Where each mirror into this cluster stands in each source partition.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     *EVENT_TOPICS.values(),
     DEAD_LETTER_TOPIC,

@@ -793,22 +793,26 @@ class CertificationIndex:
     """
 
     def __init__(self, certs: Iterable[dict[str, Any]]) -> None:
-        by_scheme: dict[tuple[str, str], list[tuple[int, str, bool, int | None]]] = {}
+        by_scheme: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for c in certs:
-            by_scheme.setdefault((c["scheme_region"], c["scheme"]), []).append(
-                (c["at"], c["eid"], c["action"] == "certified", c["until"])
-            )
-        self._timelines = [sorted(facts) for facts in by_scheme.values()]
-        self._keys = [[(at, eid) for at, eid, _, _ in t] for t in self._timelines]
+            by_scheme.setdefault((c["scheme_region"], c["scheme"]), []).append(c)
+        self._timelines = [
+            sorted(facts, key=lambda c: (c["at"], c["eid"])) for facts in by_scheme.values()
+        ]
+        self._keys = [[(c["at"], c["eid"]) for c in t] for t in self._timelines]
 
     def covers(self, at: int) -> bool:
+        return self.covering(at) is not None
+
+    def covering(self, at: int) -> dict[str, Any] | None:
+        """The certification fact that covers ``at`` (the first scheme's that does), or None."""
         for timeline, keys in zip(self._timelines, self._keys, strict=True):
             i = bisect.bisect_right(keys, (at, "\uffff")) - 1
             if i >= 0:
-                _, _, certified, until = timeline[i]
-                if certified and (until is None or until >= at):
-                    return True
-        return False
+                fact = timeline[i]
+                if fact["action"] == "certified" and (fact["until"] is None or fact["until"] >= at):
+                    return fact
+        return None
 
 
 def certified_at(certs: Iterable[dict[str, Any]], at: int) -> bool:

@@ -194,7 +194,10 @@ def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = Tru
     metals = ["nickel", "cobalt", "lithium", "manganese", "lead"]
     events: list[Event] = []
     if certify:
-        events += certifications([MINER, REFINER, MAKER, RECYCLER], next(ids))
+        operators = [MINER, REFINER, MAKER, RECYCLER]
+        events += certifications(operators, next(ids))
+        for _ in operators[1:]:  # certifications() numbered them from the first id on
+            next(ids)
 
     def env(operator: str, site: str, region: str = "EU") -> dict[str, Any]:
         return _env(next(ids), rng.randrange(365), operator, site, region)

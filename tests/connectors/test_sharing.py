@@ -137,6 +137,21 @@ def test_transforms_pseudonymise_and_band(sample_event: Event) -> None:
     assert other.redact("extraction", record)["operator_id"] != redacted["operator_id"]  # type: ignore[index]
 
 
+def test_a_site_reduced_to_its_country(sample_event: Event) -> None:
+    rules = {**ENVELOPE, "site_id": "country", "lot_id": "keep"}
+    one = policy({"extraction": {"share": True, "fields": rules}})
+    counted = one.redact_counted("extraction", decoded(sample_event))
+    assert counted is not None
+    redacted, changed = counted
+    assert redacted["site_id"] == sample_event.country  # type: ignore[attr-defined]
+    assert "country" not in redacted  # dropped: not named
+    assert changed >= 2  # the site transformed, the country (and more) dropped
+
+
+def test_shared_schemas_of_the_shipped_policies_are_committed() -> None:
+    assert sharing.check_shared_committed() == []
+
+
 @pytest.mark.parametrize(
     ("value", "band"),
     [("0", "0"), ("0.9", "0.1"), ("1", "1"), ("9.999", "1"), ("10", "1E+1"), ("20000.125", "1E+4")],
@@ -192,6 +207,11 @@ REFINING_ENVELOPE = {"share": True, "fields": {**ENVELOPE, "batch_id": "keep"}}
             {"refining": {"share": True, "fields": {"batch_id": "keep"}}},
             {},
             "events.refining.fields: must keep the envelope fields event_type",
+        ),
+        (
+            {"refining": {"share": True, "fields": {**ENVELOPE, "site_id": "country"}}},
+            {},
+            "events.refining.fields.'site_id': only a site whose country the event names",
         ),
         ({"refining": {"share": "yes"}}, {}, "events.refining.share: must be true or false"),
         ({}, {"target": "EU"}, "agreement.target: must differ from the source region"),
