@@ -398,6 +398,7 @@ class Session:
     def run(self, stop: threading.Event) -> None:
         interval = self.o.checkpoint_interval
         next_checkpoint = time.monotonic() + interval
+        certifications_due = time.monotonic() + self.o.recovery_timeout
         next_progress = time.monotonic() + 10
         consume, poll = self.consumer.consume, self.producer.poll
         while not stop.is_set():
@@ -415,6 +416,16 @@ class Session:
             if now >= next_progress:
                 self._progress()
                 next_progress = now + 10
+            if self.cert_pending and now >= certifications_due:
+                log.warning(
+                    "%s: certification partitions %s not read through within %.0f s; "
+                    "mirroring events with the certifications read so far",
+                    self.agent.direction,
+                    sorted(self.cert_pending),
+                    self.o.recovery_timeout,
+                )
+                self.cert_pending.clear()
+                self._resume([lane for k, lane in self.lanes.items() if k not in self.cert_lanes])
         self.checkpoint()
 
     def _take(self, messages: list[Message], now: float) -> None:

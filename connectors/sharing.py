@@ -103,6 +103,13 @@ def _is_string(avro_type: Any) -> bool:
     return inner == "string" or (isinstance(inner, dict) and inner.get("type") == "string")
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: str
+    record: str | None  # prefix of the rules inside, when the field is a record with rules below
+    items: str | None  # ... when it is an array of records with rules below
+
+
 @dataclass(frozen=True)
 class EventRules:
     event_type: str
@@ -123,6 +130,21 @@ class EventRules:
 
     def has_rules_below(self, path: str) -> bool:
         return path in self.containers
+
+    def step(self, prefix: str, name: str) -> Step:
+        """What to do with field ``name`` of the record at ``prefix``, worked out once per
+        field (redaction asks for every field of every record: no path strings per record)."""
+        cache: dict[tuple[str, str], Step] = self.__dict__.setdefault("_steps", {})
+        found = cache.get((prefix, name))
+        if found is None:
+            path = f"{prefix}{name}"
+            found = Step(
+                self.action(path),
+                path + "." if self.has_rules_below(path) else None,
+                path + "[]." if self.has_rules_below(path + "[]") else None,
+            )
+            cache[(prefix, name)] = found
+        return found
 
     def action(self, path: str) -> str:
         """The most precise rule for ``path``: its own, else its nearest named ancestor's."""
@@ -180,21 +202,25 @@ class SharingPolicy:
         self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[int]
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        step_of = rules.step
         for name, value in record.items():
-            path = f"{prefix}{name}"
-            if isinstance(value, dict) and rules.has_rules_below(path):
-                out[name] = self._record(rules, value, path + ".", redacted)
+            step = step_of(prefix, name)
+            if step.record is not None and isinstance(value, dict):
+                out[name] = self._record(rules, value, step.record, redacted)
                 continue
-            if isinstance(value, list) and rules.has_rules_below(path + "[]"):
-                out[name] = [self._record(rules, v, path + "[].", redacted) for v in value]
+            if step.items is not None and isinstance(value, list):
+                out[name] = [self._record(rules, v, step.items, redacted) for v in value]
                 continue
-            action = rules.action(path)
-            if action != "keep" and value is not None:
+            action = step.action
+            if action == "keep":
+                out[name] = value
+                continue
+            if value is not None:
                 redacted[0] += 1
             if action == "drop":
                 continue
             if action == "country":  # validated on load: a top-level site with a country field
-                out[name] = record.get(SITE_COUNTRY[rules.event_type][path])
+                out[name] = record.get(SITE_COUNTRY[rules.event_type][prefix + name])
                 continue
             out[name] = self._transform(action, value)
         return out
