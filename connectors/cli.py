@@ -286,6 +286,39 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    from .simulator import jsonl_lines, publish, simulate
+
+    sim = simulate(args.batteries, args.years, args.seed, args.bad_share)
+    if args.publish:
+        settings = Settings.from_env()
+        overrides = parse_overrides(args.overrides)
+        configs = {r: settings.client_config(r, overrides) for r in Region}
+        result = publish(sim, configs, err=sys.stderr)
+        out.write(
+            f"published {sum(result.events.values())} events and "
+            f"{sum(result.bad.values())} bad records: "
+            + ", ".join(f"{r} {result.events[r]}+{result.bad[r]}" for r in result.events)
+            + "\n"
+        )
+        return 0
+    target = sys.stdout if args.out in (None, Path("-")) else args.out.open("w", encoding="utf-8")
+    try:
+        lines = 0
+        for line in jsonl_lines(sim):
+            target.write(line + "\n")
+            lines += 1
+    finally:
+        if target is not sys.stdout:
+            target.close()
+    print(
+        f"wrote {lines} lines: {len(sim.events)} events, {lines - len(sim.events)} invalid "
+        f"(bad records that are not Avro have no line)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     import json
     from datetime import UTC, datetime
@@ -326,7 +359,15 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
     exit_on_sigterm()
     try:
-        return run_demo(args.backend, args.file, out, as_json=args.json)
+        return run_demo(
+            args.backend,
+            out,
+            as_json=args.json,
+            batteries=args.batteries,
+            years=args.years,
+            seed=args.seed,
+            timeout=args.timeout,
+        )
     except KeyboardInterrupt:
         out.write("\ninterrupted; brokers stopped\n")
         return 130
@@ -371,22 +412,26 @@ def build_parser() -> argparse.ArgumentParser:
         "run the embedded two-region system end to end",
         cmd_demo,
         description=(
-            "Start an embedded broker for each region, create the topics, publish the sample "
-            "closed-loop supply chain (each event to its own region's cluster), read it back and "
-            "print a summary. Leaves no process running when it exits, also on Ctrl-C."
+            "Start an embedded broker for each region, create the topics, run the stream "
+            "processors of each region and the mirror in both directions, publish a simulated "
+            "supply chain (batteryloop simulate) with its bad records, wait until everything is "
+            "processed and print a summary: passports, recycled content against the 2031/2036 "
+            "minimums, recovery against the 2027/2031 targets, alerts, dead letters, and what "
+            "the mirrors shared, filtered and redacted each way. Progress goes to stderr. "
+            "Leaves no process running when it exits, also on Ctrl-C."
         ),
+    )
+    demo.add_argument("--batteries", type=int, default=100, help="new packs per region")
+    demo.add_argument("--years", type=int, default=1, help="years of production")
+    demo.add_argument("--seed", type=int, default=2031, help="simulation seed")
+    demo.add_argument(
+        "--timeout", type=float, default=300.0, help="give up waiting after this many seconds"
     )
     demo.add_argument(
         "--backend",
         choices=sorted(BACKENDS),
         default=DEFAULT_BACKEND,
         help=f"embedded broker (default {DEFAULT_BACKEND})",
-    )
-    demo.add_argument(
-        "--file",
-        type=Path,
-        default=SAMPLE,
-        help="JSONL events to publish (default: the bundled closed-loop sample)",
     )
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
@@ -576,6 +621,38 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address")
     mirror.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
 
+    simulate = command(
+        "simulate",
+        "generate a realistic two-region supply chain (JSONL, or publish it)",
+        cmd_simulate,
+        description=(
+            "A seeded, deterministic closed loop in each region: certified and uncertified "
+            "operators, mines inside and outside the alliance, refining of mined and recovered "
+            "material, packs made and shipped, earlier batteries collected and shredded into "
+            "black mass (pre- and post-consumer), recovery, and one black-mass lot exported out "
+            "of the alliance. A minority of bad records is included. Writes JSON Lines (to "
+            "--out or stdout), or with --publish sends every event to its region's cluster "
+            "(BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP) and the bad records as they are."
+        ),
+    )
+    simulate.add_argument("--batteries", type=int, default=100, help="new packs per region")
+    simulate.add_argument("--years", type=int, default=1, help="years of production from 2031")
+    simulate.add_argument("--seed", type=int, default=2031, help="same seed, same events")
+    simulate.add_argument(
+        "--bad-share", type=float, default=0.02, help="bad records per event (default 0.02)"
+    )
+    target = simulate.add_mutually_exclusive_group()
+    target.add_argument("--out", type=Path, help="JSONL file to write (default: stdout)")
+    target.add_argument("--publish", action="store_true", help="publish to both clusters")
+    simulate.add_argument(
+        "-X",
+        dest="overrides",
+        action="append",
+        metavar="PROP=VALUE",
+        default=[],
+        help="librdkafka property for the producers (repeatable)",
+    )
+
     passport = command(
         "passport",
         "print a battery's passport as JSON",
@@ -625,6 +702,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaException as exc:
         print(f"batteryloop: error: Kafka: {exc.args[0].str()}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a command without its own handling: no traceback for Ctrl-C
+        print("batteryloop: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

@@ -165,6 +165,7 @@ class Totals:
 
     mirrored: int = 0
     filtered: int = 0
+    filtered_by_reason: Tally[str] = field(default_factory=Tally)
     redacted: int = 0
     skipped: int = 0
     waiting: int = 0
@@ -558,6 +559,7 @@ class Session:
     ) -> None:
         lane.next_offset = offset + 1
         self.agent.totals.filtered += 1
+        self.agent.totals.filtered_by_reason[reason.value] += 1
         self._filtered.labels(self.agent.direction, lane.event_type, reason.value).inc()
         if error is not None and time.monotonic() - self.agent._invalid_logged > 10:
             self.agent._invalid_logged = time.monotonic()

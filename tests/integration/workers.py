@@ -4,19 +4,15 @@ wait for what it publishes."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from batteryloop.connectors.consume import latest_by_key
-from batteryloop.connectors.embedded import EmbeddedBroker, die_with_parent, free_port
+from batteryloop.connectors.embedded import EmbeddedBroker
+from batteryloop.connectors.processes import WorkerProcess
 from batteryloop.connectors.producer import EventProducer
 from batteryloop.schemas.events import Event
 from batteryloop.schemas.serde import Serde
@@ -25,7 +21,7 @@ from batteryloop.streams.entities import Config
 from batteryloop.streams.local import LocalLedger
 
 
-class Worker:
+class Worker(WorkerProcess):
     def __init__(
         self,
         broker: EmbeddedBroker,
@@ -33,79 +29,13 @@ class Worker:
         store: str = "rocksdb",
         loglevel: str = "info",
     ) -> None:
+        super().__init__(broker.region, broker.bootstrap, data_dir, store, 2.0, loglevel)
         self.broker = broker
-        self.loglevel = loglevel
-        self.data_dir = data_dir
-        self.store = store
-        self.port = free_port()
-        self.log_path = data_dir / f"worker-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "batteryloop.connectors.cli",
-                "worker",
-                "--region",
-                self.broker.region.value,
-                "--bootstrap",
-                self.broker.bootstrap,
-                "--store",
-                self.store,
-                "--data-dir",
-                str(self.data_dir / "tables"),
-                "--web-port",
-                str(self.port),
-                "--grace-seconds",
-                "2",
-                "--session-timeout",
-                "6",
-                "--rebalance-timeout",
-                "8",
-                "--loglevel",
-                self.loglevel,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=die_with_parent,  # a killed test run leaves no worker behind
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no commit, no goodbye to the group."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
             body = r.read()
         return body.decode() if path == "/metrics" else json.loads(body)
-
-    def __enter__(self) -> Worker:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def publish(broker: EmbeddedBroker, events: Iterable[Event]) -> int:

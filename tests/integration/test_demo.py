@@ -1,0 +1,88 @@
+"""The README's main command, ``batteryloop demo``, run for real: what it shows, and that it leaves
+no process behind, also when interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+DEMO = [sys.executable, "-m", "batteryloop.connectors.cli", "demo"]
+
+
+def _leftovers(stderr: str) -> list[str]:
+    """Processes still running that the demo started: its brokers (by their ports) and its
+    workers (by their scratch directory)."""
+    ports = re.findall(r"broker on 127\.0\.0\.1:(\d+)", stderr)
+    marks = [f"127.0.0.1:{p}" for p in ports] + ["batteryloop-demo-"]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(mark in cmdline for mark in marks) and " demo" not in cmdline:
+            found.append(f"{proc.name}: {cmdline[:160]}")
+    return found
+
+
+def test_the_demo_shows_the_whole_system_and_leaves_nothing_running() -> None:
+    run = subprocess.run(
+        [*DEMO, "--json", "--batteries", "30"], capture_output=True, text=True, timeout=400
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    summary = json.loads(run.stdout)
+    assert summary["complete"]
+    for region, r in summary["regions"].items():
+        assert r["bad_records_published"] > 0
+        assert r["dead_letters"] == r["bad_records_published"], region
+        assert r["passports"] > 30
+        shares = [
+            Decimal(m["recycled_share"])
+            for tally in r["recycled_content"]
+            for m in tally["metals"].values()
+            if m["recycled_share"] is not None
+        ]
+        assert shares and max(shares) > 0, f"{region}: no recycled content"
+        assert r["open_alerts"].get("outflow", 0) >= 1, region
+        assert r["recovery"], region
+    for direction in ("eu-to-jp", "jp-to-eu"):
+        mirror = summary["mirrors"][direction]
+        assert mirror["mirrored"] > 0 and mirror["fields_redacted"] > 0, direction
+        assert mirror["filtered"].get("invalid", 0) > 0  # the bad records were not shared
+    time.sleep(0.5)
+    assert _leftovers(run.stderr) == []
+
+
+def test_ctrl_c_stops_the_demo_and_everything_it_started() -> None:
+    demo = subprocess.Popen(
+        [*DEMO, "--batteries", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stderr = ""
+    try:
+        assert demo.stderr is not None
+        deadline = time.monotonic() + 120
+        while "mirror jp-to-eu started" not in stderr:
+            assert time.monotonic() < deadline, stderr
+            line = demo.stderr.readline()
+            assert line, stderr
+            stderr += line
+        demo.send_signal(signal.SIGINT)
+        out, rest = demo.communicate(timeout=90)
+        stderr += rest
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 130, stderr[-3000:]
+    assert "interrupted" in out + stderr
+    time.sleep(0.5)
+    assert _leftovers(stderr) == []
