@@ -349,7 +349,24 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
         certifications, micros(datetime.now(UTC))
     )
     passport["manufacturer_certified_at_manufacture"] = operator_certified(certifications, made)
-    out.write(json.dumps(passport, indent=2) + "\n")
+    if args.format == "catenax":
+        from .interop import catenax_battery_pass
+
+        out.write(json.dumps(catenax_battery_pass(passport), indent=2) + "\n")
+    elif args.format == "ouranos-cfp":
+        from .interop import ouranos_cfp
+
+        entries = ouranos_cfp(passport)
+        if not entries:
+            print(
+                f"batteryloop: battery {args.battery_id} has no carbon footprint by lifecycle "
+                "stage to express as Ouranos CFP entries",
+                file=sys.stderr,
+            )
+            return 1
+        out.write(json.dumps(entries, indent=2) + "\n")
+    else:
+        out.write(json.dumps(passport, indent=2) + "\n")
     return 0
 
 
@@ -665,6 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cluster_options(passport)
     passport.add_argument("battery_id", help="the battery's id (ISO/IEC 15459 serial)")
+    passport.add_argument(
+        "--format",
+        choices=["json", "catenax", "ouranos-cfp"],
+        default="json",
+        help="json: batteryloop's passport (default); catenax: shaped after the Catena-X "
+        "Battery Pass aspect urn:samm:io.catenax.battery.battery_pass:6.1.0 (only what there "
+        "is data for); ouranos-cfp: the carbon footprint as Ouranos CFP entries",
+    )
     passport.add_argument(
         "--timeout", type=float, default=60.0, help="give up reading after this many seconds"
     )

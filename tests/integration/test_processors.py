@@ -75,8 +75,9 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
             time.sleep(1)
         assert alerts["unresolved/lot/GHOST-1"]["details"]["event_ids"] == [str(ghost.event_id)]
 
-    def passport_command(battery_id: str) -> subprocess.CompletedProcess[str]:
+    def passport_command(battery_id: str, *more: str) -> subprocess.CompletedProcess[str]:
         command = ["passport", battery_id, "--region", "eu", "--bootstrap", broker.bootstrap]
+        command += more
         return subprocess.run(
             [sys.executable, "-m", "batteryloop.connectors.cli", *command],
             capture_output=True,
@@ -89,6 +90,13 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
     passport = json.loads(shown.stdout)
     assert passport["materials"]["nickel"]["recycled_post_consumer_share"] == "0.150000"
     assert passport["manufacturer_certified_at_manufacture"] is True
+    catenax = passport_command("PACK-1", "--format", "catenax")
+    assert catenax.returncode == 0, catenax.stderr
+    assert json.loads(catenax.stdout)["materials"]["active"]["nickel"] == {"recycled": 15.0}
+    no_stages = passport_command("PACK-1", "--format", "ouranos-cfp")
+    assert (
+        no_stages.returncode == 1 and "no carbon footprint by lifecycle stage" in no_stages.stderr
+    )
     missing = passport_command("NO-SUCH")
     assert missing.returncode == 1 and "no passport for battery NO-SUCH" in missing.stderr
 
