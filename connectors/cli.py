@@ -129,7 +129,9 @@ def _report_states(states: Sequence[TopicState], out: TextIO, quiet_ok: bool) ->
 
 
 def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
-    from .publishing import RegionMismatch, publish_jsonl
+    from batteryloop.schemas.events import EVENT_MODELS
+
+    from .publishing import RegionMismatch, publish_file
 
     settings = Settings.from_env()
     overrides = parse_overrides(args.overrides)
@@ -144,12 +146,17 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.bootstrap and args.region is None:
         raise SystemExit("--bootstrap names one cluster: give --region with it")
-    report = publish_jsonl(
+    csv = args.format == "csv" or (args.format is None and str(args.file).endswith(".csv"))
+    if args.event_type is not None and args.event_type not in EVENT_MODELS:
+        raise ValueError(f"--event-type: no such event type (known: {', '.join(EVENT_MODELS)})")
+    report = publish_file(
         args.file,
         config_for,
         registry_url=settings.schema_registry_url,
         rejects_path=args.rejects,
         err=sys.stderr,
+        csv=csv,
+        event_type=args.event_type,
     )
     out.write(report.summary() + "\n")
     return 0 if report.ok else 1
@@ -350,6 +357,19 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_csv_columns(args: argparse.Namespace, out: TextIO) -> int:
+    from batteryloop.schemas.events import EVENT_MODELS
+
+    from .files import CSV_RULES, csv_header
+
+    if args.event_type not in EVENT_MODELS:
+        raise ValueError(
+            f"no such event type {args.event_type!r} (known: {', '.join(EVENT_MODELS)})"
+        )
+    out.write(CSV_RULES + "\n\n" + ",".join(csv_header(args.event_type, args.items)) + "\n")
+    return 0
+
+
 def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     import json
     from datetime import UTC, datetime
@@ -543,7 +563,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_cluster_options(produce, region_required=False)
-    produce.add_argument("file", help="JSONL file, or - for standard input")
+    produce.add_argument("file", help="JSONL or CSV file, or - for standard input")
+    produce.add_argument(
+        "--format",
+        choices=["jsonl", "csv"],
+        help="input format (default: csv for a .csv file, else jsonl)",
+    )
+    produce.add_argument(
+        "--event-type",
+        help="CSV: the event type of every row, when the file has no event_type column; "
+        "'batteryloop csv-columns TYPE' lists a type's columns",
+    )
     produce.add_argument(
         "--rejects",
         type=Path,
@@ -723,6 +753,16 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     gateway.add_argument(
         "--client-ca", type=Path, help="CA (PEM) whose client certificates authenticate operators"
+    )
+
+    columns = command(
+        "csv-columns",
+        "print the CSV columns of an event type (for produce FILE.csv)",
+        cmd_csv_columns,
+    )
+    columns.add_argument("event_type", help="extraction, refining, manufacture, ...")
+    columns.add_argument(
+        "--items", type=int, default=1, help="columns for this many entries of each list"
     )
 
     passport = command(

@@ -1,4 +1,5 @@
-"""Publishing a JSONL file of events: per-line validation, per-region routing, a report."""
+"""Publishing a file of events (JSON Lines or CSV): per-line validation, per-region routing, a
+report."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import IO, TextIO
 from batteryloop.schemas.serde import Serde, schema_registry_client
 from batteryloop.schemas.values import Region
 
-from .files import RejectedLine, read_jsonl
+from .files import RejectedLine, read_csv, read_jsonl
 from .producer import EventProducer, FailedDelivery
 from .progress import Progress
 
@@ -52,14 +53,17 @@ def _lines_counting_bytes(stream: IO[str], counter: list[int]) -> Iterator[str]:
         yield line
 
 
-def publish_jsonl(
+def publish_file(
     path: str | Path,
     config_for: Callable[[Region], dict[str, str]],
     registry_url: str | None = None,
     rejects_path: Path | None = None,
     err: TextIO = sys.stderr,
+    csv: bool = False,
+    event_type: str | None = None,
 ) -> PublishReport:
-    """Publish every valid line of ``path`` to the cluster of its region.
+    """Publish every valid line of ``path`` (JSONL; CSV with ``csv``, whose rows are of
+    ``event_type`` unless a column says) to the cluster of its region.
 
     ``config_for(region)`` gives the client configuration of a region's cluster, or raises
     :class:`RegionMismatch` when events of that region must not be published in this run (the
@@ -97,7 +101,9 @@ def publish_jsonl(
             total = Path(path).stat().st_size or None
         progress = Progress(f"publishing {path}", total)
         read = [0]
-        for number, item in read_jsonl(_lines_counting_bytes(stream, read)):
+        lines = _lines_counting_bytes(stream, read)
+        records = read_csv(lines, event_type) if csv else read_jsonl(lines)
+        for number, item in records:
             if isinstance(item, RejectedLine):
                 reject(item)
             else:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,45 @@ def test_produce_publishes_good_lines_and_reports_bad_ones_by_line(tmp_path: Pat
                 )
             }
             assert got == expected
+
+
+def test_produce_reads_csv_rows_of_one_event_type(tmp_path: Path) -> None:
+    table = tmp_path / "mine.csv"
+    table.write_text(
+        "event_id,occurred_at,operator_id,site_id,region,lot_id,form,material,mass_kg,"
+        "composition.nickel,composition.cobalt,country,offtake_price.amount,"
+        "offtake_price.currency\n"
+        "00000000-0000-0000-0000-00000000c5a1,2031-02-01T08:00:00Z,BPNL0000000MIN01,"
+        "BPNS0000000MIN01,EU,ORE-CSV-1,ore,nickel ore,1200.5,0.02,,FI,3.10,EUR\n"
+        "00000000-0000-0000-0000-00000000c5a2,2031-02-02T08:00:00Z,BPNL0000000MIN01,"
+        "BPNS0000000MIN01,EU,ORE-CSV-2,ore,nickel ore,-1,0.02,0.9,FI,,\n"
+    )
+    with EmbeddedBroker(Region.EU) as eu:
+        assert (
+            run("topics", "create", "--region", "eu", "--bootstrap", eu.bootstrap).returncode == 0
+        )
+        result = run(
+            "produce",
+            str(table),
+            "--region",
+            "eu",
+            "--bootstrap",
+            eu.bootstrap,
+            "--event-type",
+            "extraction",
+        )
+        assert result.returncode == 1, result.stderr
+        assert "line 3: extraction.mass_kg" in result.stderr
+        assert "published 1 events" in result.stdout
+        [record] = read_from_start(
+            {"bootstrap.servers": eu.bootstrap}, [EVENT_TOPICS["extraction"].name], 1, timeout=15
+        )
+        event = Serde().decode_event(record.value())
+        assert (event.lot_id, str(event.mass_kg), event.composition) == (  # type: ignore[attr-defined]
+            "ORE-CSV-1",
+            "1200.500",
+            {"nickel": Decimal("0.02")},
+        )
 
 
 def test_produce_to_one_region_rejects_the_other_regions_events() -> None:
