@@ -18,8 +18,6 @@ from .settings import Settings, parse_overrides
 if TYPE_CHECKING:
     from .admin import TopicState
 
-SAMPLE = Path(__file__).parent / "samples" / "closed_loop.jsonl"
-
 EPILOG = """\
 Environment: BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP name the two clusters;
 BATTERYLOOP_SCHEMA_REGISTRY_URL switches to the Confluent wire format; BATTERYLOOP_KAFKA_<PROP>
@@ -55,6 +53,12 @@ def _add_cluster_options(parser: argparse.ArgumentParser, region_required: bool 
         default=[],
         help="librdkafka property for the client, e.g. -X security.protocol=SASL_SSL (repeatable)",
     )
+
+
+def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batteries", type=int, default=100, help="new packs per region")
+    parser.add_argument("--years", type=int, default=1, help="years of production from 2031")
+    parser.add_argument("--seed", type=int, default=2031, help="same seed, same events")
 
 
 def _client_config(args: argparse.Namespace, region: Region) -> dict[str, str]:
@@ -489,9 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Leaves no process running when it exits, also on Ctrl-C."
         ),
     )
-    demo.add_argument("--batteries", type=int, default=100, help="new packs per region")
-    demo.add_argument("--years", type=int, default=1, help="years of production")
-    demo.add_argument("--seed", type=int, default=2031, help="simulation seed")
+    _add_simulation_options(demo)
     demo.add_argument(
         "--timeout", type=float, default=300.0, help="give up waiting after this many seconds"
     )
@@ -713,9 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP) and the bad records as they are."
         ),
     )
-    simulate.add_argument("--batteries", type=int, default=100, help="new packs per region")
-    simulate.add_argument("--years", type=int, default=1, help="years of production from 2031")
-    simulate.add_argument("--seed", type=int, default=2031, help="same seed, same events")
+    _add_simulation_options(simulate)
     simulate.add_argument(
         "--bad-share", type=float, default=0.02, help="bad records per event (default 0.02)"
     )

@@ -10,19 +10,21 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 
-def _reader(config: Mapping[str, str]) -> Consumer:
-    """A consumer that reads by assignment: a fresh group id, no commits, no EOF events."""
+def reader(config: Mapping[str, str], **overrides: str | int | bool) -> Consumer:
+    """A consumer that reads by assignment: a fresh group id, no commits, no EOF events
+    (unless ``overrides``, librdkafka properties with underscores for dots, say otherwise)."""
     return Consumer(
         {
             **config,
             "group.id": f"batteryloop-reader-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            **{name.replace("_", "."): value for name, value in overrides.items()},
         }
     )
 
 
-def _assign_from_start(consumer: Consumer, topics: Iterable[str], metadata: Any) -> None:
+def assign_from_start(consumer: Consumer, topics: Iterable[str], metadata: Any) -> None:
     consumer.assign(
         [
             TopicPartition(t, p, OFFSET_BEGINNING)
@@ -47,9 +49,9 @@ def read_from_start(
     caller compares the count. Counting what arrives, rather than trusting the broker's end
     offsets, works on brokers whose ListOffsets answer is wrong.
     """
-    consumer = _reader(config)
+    consumer = reader(config)
     try:
-        _assign_from_start(consumer, topics, consumer.list_topics(timeout=10))
+        assign_from_start(consumer, topics, consumer.list_topics(timeout=10))
         records: list[Message] = []
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
@@ -73,12 +75,12 @@ def latest_by_key(
     read, for the same reason as above.
     """
     wanted = None if keys is None else set(keys)
-    consumer = _reader(config)
+    consumer = reader(config)
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise RuntimeError(f"topic {topic} does not exist (are the processors running?)")
-        _assign_from_start(consumer, [topic], metadata)
+        assign_from_start(consumer, [topic], metadata)
         latest: dict[bytes, bytes | None] = {}
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
@@ -111,16 +113,9 @@ def read_to_end(
     wanted = list(partitions)
     if not wanted:
         return
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"batteryloop-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-            # an empty fetch is how the end shows: do not let the broker hold it for long
-            "fetch.wait.max.ms": 20,
-        }
+    # an empty fetch is how the end shows: do not let the broker hold it for long
+    consumer = reader(
+        config, enable_partition_eof=True, auto_offset_reset="earliest", fetch_wait_max_ms=20
     )
     try:
         consumer.assign(wanted)

@@ -18,14 +18,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from batteryloop.schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
@@ -33,6 +31,7 @@ from batteryloop.schemas.values import Region
 
 from . import sharing
 from .admin import create_missing
+from .consume import assign_from_start, reader
 from .embedded import two_regions
 from .mirror import MirrorAgent, MirrorMetrics, MirrorOptions
 from .processes import WorkerProcess
@@ -55,23 +54,9 @@ class Watcher:
     beginning, kept open for the whole demo so each look costs only what is new."""
 
     def __init__(self, config: dict[str, str]) -> None:
-        self.consumer = Consumer(
-            {
-                **config,
-                "group.id": f"batteryloop-demo-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            }
-        )
+        self.consumer = reader(config)
         topics = [DOCUMENT_TOPICS[n].name for n in WATCHED] + [DEAD_LETTER_TOPIC.name]
-        metadata = self.consumer.list_topics(timeout=10)
-        self.consumer.assign(
-            [
-                TopicPartition(t, p, OFFSET_BEGINNING)
-                for t in topics
-                for p in metadata.topics[t].partitions
-            ]
-        )
+        assign_from_start(self.consumer, topics, self.consumer.list_topics(timeout=10))
         self.names = {DOCUMENT_TOPICS[n].name: n for n in WATCHED}
         self.outputs = Outputs()
 

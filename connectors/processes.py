@@ -1,5 +1,6 @@
-"""The processors worker as a child process (the real ``batteryloop worker`` command), for the
-demo and the tests: started with PR_SET_PDEATHSIG so that it never outlives its launcher."""
+"""``batteryloop`` commands as child processes (the processors worker for the demo and the
+tests, the mirror for the tests): started with PR_SET_PDEATHSIG so that none outlives its
+launcher."""
 
 from __future__ import annotations
 
@@ -9,64 +10,35 @@ import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from batteryloop.schemas.values import Region
 
 from .embedded import die_with_parent, free_port
 
 
-class WorkerProcess:
-    def __init__(
-        self,
-        region: Region,
-        bootstrap: str,
-        data_dir: Path,
-        store: str = "memory",
-        grace_seconds: float = 5.0,
-        loglevel: str = "warning",
-    ) -> None:
-        self.region = region
-        self.bootstrap = bootstrap
-        self.data_dir = data_dir
-        self.store = store
-        self.grace_seconds = grace_seconds
-        self.loglevel = loglevel
-        self.port = free_port()
-        self.log_path = data_dir / f"worker-{region.value}-{self.port}.log"
+class ChildProcess:
+    """A ``batteryloop`` command run as a child: its output goes to ``log_path``."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return {}
+
+    def start(self) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "batteryloop.connectors.cli",
-                    "worker",
-                    "--region",
-                    self.region.value,
-                    "--bootstrap",
-                    self.bootstrap,
-                    "--store",
-                    self.store,
-                    "--data-dir",
-                    str(self.data_dir / "tables"),
-                    "--web-port",
-                    str(self.port),
-                    "--grace-seconds",
-                    str(self.grace_seconds),
-                    "--session-timeout",
-                    "6",
-                    "--rebalance-timeout",
-                    "8",
-                    "--loglevel",
-                    self.loglevel,
-                ],
+                [sys.executable, "-m", "batteryloop.connectors.cli", *self.arguments()],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.environment()},
                 preexec_fn=die_with_parent,
             )
         return self
@@ -76,7 +48,7 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL: no flush, no commit, no goodbye to the group."""
+        """SIGKILL: no flush, no commit, no goodbye."""
         if self.alive:
             assert self.process is not None
             self.process.send_signal(signal.SIGKILL)
@@ -95,10 +67,55 @@ class WorkerProcess:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def __enter__(self) -> WorkerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class WorkerProcess(ChildProcess):
+    """``batteryloop worker`` for one region."""
+
+    def __init__(
+        self,
+        region: Region,
+        bootstrap: str,
+        data_dir: Path,
+        store: str = "memory",
+        grace_seconds: float = 5.0,
+        loglevel: str = "warning",
+    ) -> None:
+        self.region = region
+        self.bootstrap = bootstrap
+        self.data_dir = data_dir
+        self.store = store
+        self.grace_seconds = grace_seconds
+        self.loglevel = loglevel
+        self.port = free_port()
+        super().__init__(data_dir / f"worker-{region.value}-{self.port}.log")
+
+    def arguments(self) -> list[str]:
+        return [
+            "worker",
+            "--region",
+            self.region.value,
+            "--bootstrap",
+            self.bootstrap,
+            "--store",
+            self.store,
+            "--data-dir",
+            str(self.data_dir / "tables"),
+            "--web-port",
+            str(self.port),
+            "--grace-seconds",
+            str(self.grace_seconds),
+            "--session-timeout",
+            "6",
+            "--rebalance-timeout",
+            "8",
+            "--loglevel",
+            self.loglevel,
+        ]

@@ -117,6 +117,9 @@ class EventRules:
     #: Paths with rules for something inside them (``inputs`` and ``inputs[]`` when
     #: ``inputs[].lot_id`` is named); worked out once, asked for every field of every record.
     containers: frozenset[str] = field(init=False, default=frozenset())
+    _steps: dict[tuple[str, str], Step] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         found = set()
@@ -134,7 +137,7 @@ class EventRules:
     def step(self, prefix: str, name: str) -> Step:
         """What to do with field ``name`` of the record at ``prefix``, worked out once per
         field (redaction asks for every field of every record: no path strings per record)."""
-        cache: dict[tuple[str, str], Step] = self.__dict__.setdefault("_steps", {})
+        cache = self._steps
         found = cache.get((prefix, name))
         if found is None:
             path = f"{prefix}{name}"

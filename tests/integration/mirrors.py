@@ -3,24 +3,20 @@ need to check the target: every mirrored record, decoded under the shared schema
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
 from batteryloop.connectors import sharing
 from batteryloop.connectors.consume import read_to_end
-from batteryloop.connectors.embedded import EmbeddedBroker, die_with_parent, free_port
+from batteryloop.connectors.embedded import EmbeddedBroker, free_port
+from batteryloop.connectors.processes import ChildProcess
 from batteryloop.connectors.replication import Provenance
 from batteryloop.schemas.events import CertificationEvent, Event
 from batteryloop.schemas.serde import Serde
@@ -30,7 +26,9 @@ from batteryloop.schemas.values import Region
 SECRET = "the-agreement-secret-for-tests"
 
 
-class Mirror:
+class Mirror(ChildProcess):
+    """``batteryloop mirror`` from ``source`` to ``target``, with the test agreement's secret."""
+
     def __init__(
         self,
         source: EmbeddedBroker,
@@ -44,57 +42,30 @@ class Mirror:
         self.target = target
         self.extra = extra
         self.metrics_port = free_port()
-        self.log_path = log_dir / f"mirror-{source.region}-{target.region}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__(log_dir / f"mirror-{source.region}-{target.region}.log")
 
-    def start(self) -> Mirror:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "batteryloop.connectors.cli",
-                "mirror",
-                "--source",
-                self.source.region.value,
-                "--target",
-                self.target.region.value,
-                "--source-bootstrap",
-                self.source.bootstrap,
-                "--target-bootstrap",
-                self.target.bootstrap,
-                "--grace",
-                "1",
-                "--checkpoint-interval",
-                str(self.checkpoint_interval),
-                "--metrics-port",
-                str(self.metrics_port),
-                *self.extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "BATTERYLOOP_SHARING_SECRET": SECRET},
-            preexec_fn=die_with_parent,
-        )
-        self.starts += 1
-        return self
+    def arguments(self) -> list[str]:
+        return [
+            "mirror",
+            "--source",
+            self.source.region.value,
+            "--target",
+            self.target.region.value,
+            "--source-bootstrap",
+            self.source.bootstrap,
+            "--target-bootstrap",
+            self.target.bootstrap,
+            "--grace",
+            "1",
+            "--checkpoint-interval",
+            str(self.checkpoint_interval),
+            "--metrics-port",
+            str(self.metrics_port),
+            *self.extra,
+        ]
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    def environment(self) -> dict[str, str]:
+        return {"BATTERYLOOP_SHARING_SECRET": SECRET}
 
     def metric(self, name: str) -> float | None:
         """One sample of the agent's metrics (summed over labels), None if it does not answer."""
@@ -110,18 +81,6 @@ class Mirror:
             if line.startswith(name + "{") or line.startswith(name + " ")
         ]
         return sum(values) if values else None
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> Mirror:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,7 @@ def test_partner_outage_loses_nothing(
             assert time.monotonic() < deadline, mirror.log_tail()
             time.sleep(0.3)
         time.sleep(2)  # down a while longer; the agent keeps retrying
-        assert mirror.alive()
+        assert mirror.alive
         with EmbeddedBroker(JP, backend, port=port, data_dir=data_dir) as restarted:
             expected = eligible(first + second, EU)
             found = wait_landed(restarted, EU, ids(expected), mirror=mirror)
