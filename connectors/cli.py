@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -442,10 +441,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             timeout=args.timeout,
         )
     except KeyboardInterrupt:
-        # Everything is stopped by now. A further SIGINT while the interpreter shuts down
-        # (seen in tests after long runs) would find the default handler and end the process
-        # by the signal instead of with 130.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         out.write("\ninterrupted; brokers stopped\n")
         return 130
 
