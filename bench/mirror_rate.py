@@ -26,14 +26,14 @@ from decimal import Decimal
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from batteryloop.connectors import sharing
-from batteryloop.connectors.admin import create_missing
-from batteryloop.connectors.embedded import BACKENDS, two_regions
-from batteryloop.connectors.mirror import MirrorAgent, MirrorMetrics, MirrorOptions
-from batteryloop.schemas.events import EVENT_MODELS, CertificationEvent, ManufactureEvent
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS
-from batteryloop.schemas.values import Region
+from connectors.kafka.admin import create_missing
+from connectors.kafka.embedded import BACKENDS, two_regions
+from connectors.mirror import policy as sharing
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
+from schemas.events import EVENT_MODELS, CertificationEvent, ManufactureEvent
+from schemas.serde import Serde
+from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS
+from schemas.values import Region
 
 OPERATOR = "BPNL0000000PCK01"
 T0 = datetime(2031, 4, 1, tzinfo=UTC)

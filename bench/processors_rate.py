@@ -32,20 +32,20 @@ from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenario generator
 
-from batteryloop.connectors.admin import create_missing  # noqa: E402
-from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
-from batteryloop.schemas.events import (  # noqa: E402
+from connectors.kafka.admin import create_missing  # noqa: E402
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
+from schemas.events import (  # noqa: E402
     EVENT_MODELS,
     Event,
     ManufactureEvent,
     UseCollectionEvent,
 )
-from batteryloop.schemas.serde import Serde  # noqa: E402
-from batteryloop.schemas.topics import event_topic_name  # noqa: E402
-from batteryloop.schemas.values import Region  # noqa: E402
-from batteryloop.streams.engine import dumps, loads, process_batch  # noqa: E402
-from batteryloop.streams.entities import Config  # noqa: E402
-from batteryloop.streams.routing import route_batch  # noqa: E402
+from schemas.serde import Serde  # noqa: E402
+from schemas.topics import event_topic_name  # noqa: E402
+from schemas.values import Region  # noqa: E402
+from streams.domain.engine import dumps, loads, process_batch  # noqa: E402
+from streams.domain.entities import Config  # noqa: E402
+from streams.domain.routing import route_batch  # noqa: E402
 from tests import scenarios  # noqa: E402
 from tests.integration.workers import Worker  # noqa: E402
 

@@ -19,12 +19,12 @@ from decimal import Decimal
 
 from confluent_kafka import Producer
 
-from batteryloop.connectors.admin import create_missing
-from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
-from batteryloop.connectors.producer import DEFAULTS, ENFORCED, EventProducer
-from batteryloop.schemas.events import ManufactureEvent
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import EVENT_TOPICS
+from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer
+from connectors.kafka.admin import create_missing
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from schemas.events import ManufactureEvent
+from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS
 
 
 def make_events(n: int) -> list[ManufactureEvent]:

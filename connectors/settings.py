@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from batteryloop.schemas.values import Region
+from schemas.values import Region
 
 PREFIX = "BATTERYLOOP_"
 

@@ -27,7 +27,7 @@ import fastavro
 from pydantic import AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
-from .events import EVENT_MODELS, Event
+from schemas.events import EVENT_MODELS, Event
 
 AVRO_DIR = Path(__file__).parent / "avro"
 HISTORY_DIR = AVRO_DIR / "history"

@@ -14,8 +14,8 @@ from typing import Any
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from . import catalog
-from .events import EVENT_TYPES
+from schemas import catalog
+from schemas.events import EVENT_TYPES
 
 
 @dataclass(frozen=True)

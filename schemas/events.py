@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from .values import (
+from schemas.values import (
     BatteryId,
     Confidentiality,
     CountryCode,

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
-from . import catalog
-from .catalog import SchemaVersion
-from .events import EVENT_MODELS, Event
+from schemas import catalog
+from schemas.catalog import SchemaVersion
+from schemas.events import EVENT_MODELS, Event
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient

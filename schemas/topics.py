@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .events import EVENT_MODELS
+from schemas.events import EVENT_MODELS
 
 CleanupPolicy = Literal["delete", "compact"]
 

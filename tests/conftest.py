@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from batteryloop.schemas.events import ExtractionEvent
+from schemas.events import ExtractionEvent
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from batteryloop.schemas.events import (
+from schemas.events import (
     CertificationEvent,
     Event,
     ExtractionEvent,

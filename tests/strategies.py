@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
-from batteryloop.schemas import values
-from batteryloop.schemas.events import EVENT_MODELS, Event
+from schemas import values
+from schemas.events import EVENT_MODELS, Event
 
 _ZONES = [
     UTC,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from batteryloop.connectors.settings import Settings, parse_overrides
-from batteryloop.schemas.values import Region
+from connectors.settings import Settings, parse_overrides
+from schemas.values import Region
 
 
 def test_properties_pass_through_with_region_precedence() -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from batteryloop.connectors.admin import create_missing
-from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
-from batteryloop.schemas.values import Region
+from connectors.kafka.admin import create_missing
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from schemas.values import Region
 
 
 @pytest.fixture(params=sorted(BACKENDS), scope="module")

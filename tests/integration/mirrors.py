@@ -13,15 +13,15 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from batteryloop.connectors import sharing
-from batteryloop.connectors.consume import read_to_end
-from batteryloop.connectors.embedded import EmbeddedBroker, free_port
-from batteryloop.connectors.processes import ChildProcess
-from batteryloop.connectors.replication import Provenance
-from batteryloop.schemas.events import CertificationEvent, Event
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import EVENT_TOPICS, mirrored_topic_name
-from batteryloop.schemas.values import Region
+from connectors.cli.processes import ChildProcess
+from connectors.kafka.consume import read_to_end
+from connectors.kafka.embedded import EmbeddedBroker, free_port
+from connectors.mirror import policy as sharing
+from connectors.mirror.replication import Provenance
+from schemas.events import CertificationEvent, Event
+from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS, mirrored_topic_name
+from schemas.values import Region
 
 SECRET = "the-agreement-secret-for-tests"
 

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from batteryloop.connectors.consume import read_from_start
-from batteryloop.connectors.embedded import EmbeddedBroker
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import EVENT_TOPICS
-from batteryloop.schemas.values import Region
+from connectors.kafka.consume import read_from_start
+from connectors.kafka.embedded import EmbeddedBroker
+from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS
+from schemas.values import Region
 
 pytestmark = pytest.mark.integration
-SAMPLE = Path(__file__).parents[2] / "connectors" / "samples" / "closed_loop.jsonl"
+SAMPLE = Path(__file__).parents[2] / "connectors" / "ingest" / "samples" / "closed_loop.jsonl"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "batteryloop.connectors.cli", *args],
+        [sys.executable, "-m", "connectors.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -124,7 +124,7 @@ def test_produce_to_one_region_rejects_the_other_regions_events() -> None:
 def test_a_missing_cluster_is_a_clear_error() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATTERYLOOP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "batteryloop.connectors.cli", "produce", str(SAMPLE)],
+        [sys.executable, "-m", "connectors.cli", "produce", str(SAMPLE)],
         capture_output=True,
         text=True,
         env=env,
@@ -150,7 +150,7 @@ def test_a_killed_launcher_leaves_no_broker_behind(backend: str) -> None:
         [
             sys.executable,
             "-m",
-            "batteryloop.connectors.cli",
+            "connectors.cli",
             "broker",
             "--region",
             "jp",
@@ -177,7 +177,7 @@ def test_a_killed_launcher_leaves_no_broker_behind(backend: str) -> None:
 
 def test_sigterm_stops_the_broker_command_cleanly() -> None:
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "batteryloop.connectors.cli", "broker", "--region", "eu"],
+        [sys.executable, "-m", "connectors.cli", "broker", "--region", "eu"],
         stdout=subprocess.PIPE,
         text=True,
     )

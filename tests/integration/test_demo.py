@@ -13,7 +13,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-DEMO = [sys.executable, "-m", "batteryloop.connectors.cli", "demo"]
+DEMO = [sys.executable, "-m", "connectors.cli", "demo"]
 
 
 def _leftovers(stderr: str) -> list[str]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from batteryloop.connectors.consume import read_from_start
-from batteryloop.connectors.embedded import EmbeddedBroker, die_with_parent, free_port
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import EVENT_TOPICS
+from connectors.kafka.consume import read_from_start
+from connectors.kafka.embedded import EmbeddedBroker, die_with_parent, free_port
+from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS
 from tests.scenarios import MAKER, MINER, reference
 
 from .conftest import config
@@ -44,7 +44,7 @@ def running_gateway(
         [
             sys.executable,
             "-m",
-            "batteryloop.connectors.cli",
+            "connectors.cli",
             "gateway",
             "--region",
             "eu",

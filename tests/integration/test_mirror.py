@@ -20,17 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from batteryloop.connectors import sharing
-from batteryloop.connectors.admin import create_missing
-from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
-from batteryloop.connectors.mirror import MirrorAgent, MirrorMetrics, MirrorOptions
-from batteryloop.connectors.producer import EventProducer
-from batteryloop.connectors.replication import Provenance
-from batteryloop.schemas import catalog
-from batteryloop.schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import event_topic_name
-from batteryloop.schemas.values import Region
+from connectors.ingest.producer import EventProducer
+from connectors.kafka.admin import create_missing
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from connectors.mirror import policy as sharing
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
+from connectors.mirror.replication import Provenance
+from schemas import catalog
+from schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event
+from schemas.serde import Serde
+from schemas.topics import event_topic_name
+from schemas.values import Region
 from tests.scenarios import random_loop, uid
 from tests.strategies import events as event_strategy
 

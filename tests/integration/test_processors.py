@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from batteryloop.connectors.admin import create_missing
-from batteryloop.connectors.consume import read_from_start
-from batteryloop.connectors.embedded import BACKENDS, EmbeddedBroker
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import DEAD_LETTER_TOPIC, event_topic_name
-from batteryloop.schemas.values import Region
+from connectors.kafka.admin import create_missing
+from connectors.kafka.consume import read_from_start
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from schemas.serde import Serde
+from schemas.topics import DEAD_LETTER_TOPIC, event_topic_name
+from schemas.values import Region
 from tests import scenarios
 from tests.integration.conftest import config, requires
 from tests.integration.workers import Worker, ground_truth, publish, published, wait_for
@@ -79,7 +79,7 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
         command = ["passport", battery_id, "--region", "eu", "--bootstrap", broker.bootstrap]
         command += more
         return subprocess.run(
-            [sys.executable, "-m", "batteryloop.connectors.cli", *command],
+            [sys.executable, "-m", "connectors.cli", *command],
             capture_output=True,
             text=True,
             timeout=120,

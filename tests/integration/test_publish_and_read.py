@@ -9,13 +9,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batteryloop.connectors.admin import create_missing, describe
-from batteryloop.connectors.consume import read_from_start
-from batteryloop.connectors.embedded import EmbeddedBroker
-from batteryloop.connectors.producer import DeliveryError, EventProducer
-from batteryloop.schemas.events import EVENT_TYPES
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import ALL_TOPICS, EVENT_TOPICS
+from connectors.ingest.producer import DeliveryError, EventProducer
+from connectors.kafka.admin import create_missing, describe
+from connectors.kafka.consume import read_from_start
+from connectors.kafka.embedded import EmbeddedBroker
+from schemas.events import EVENT_TYPES
+from schemas.serde import Serde
+from schemas.topics import ALL_TOPICS, EVENT_TOPICS
 from tests.integration.conftest import config, requires
 from tests.strategies import events
 

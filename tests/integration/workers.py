@@ -10,15 +10,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from batteryloop.connectors.consume import latest_by_key
-from batteryloop.connectors.embedded import EmbeddedBroker
-from batteryloop.connectors.processes import WorkerProcess
-from batteryloop.connectors.producer import EventProducer
-from batteryloop.schemas.events import Event
-from batteryloop.schemas.serde import Serde
-from batteryloop.schemas.topics import DOCUMENT_TOPICS, event_topic_name
-from batteryloop.streams.entities import Config
-from batteryloop.streams.local import LocalLedger
+from connectors.cli.processes import WorkerProcess
+from connectors.ingest.producer import EventProducer
+from connectors.kafka.consume import latest_by_key
+from connectors.kafka.embedded import EmbeddedBroker
+from schemas.events import Event
+from schemas.serde import Serde
+from schemas.topics import DOCUMENT_TOPICS, event_topic_name
+from streams.domain.entities import Config
+from streams.domain.local import LocalLedger
 
 
 class Worker(WorkerProcess):

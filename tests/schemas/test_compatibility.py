@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from batteryloop.schemas import catalog, compatibility
-from batteryloop.schemas.events import EVENT_TYPES
+from schemas import catalog, compatibility
+from schemas.events import EVENT_TYPES
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)

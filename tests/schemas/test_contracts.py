@@ -8,9 +8,9 @@ import fastavro
 import pytest
 from hypothesis import given, settings
 
-from batteryloop.schemas import catalog
-from batteryloop.schemas.events import EVENT_MODELS, EVENT_TYPES, Event
-from batteryloop.schemas.serde import Serde, schema_registry_client
+from schemas import catalog
+from schemas.events import EVENT_MODELS, EVENT_TYPES, Event
+from schemas.serde import Serde, schema_registry_client
 from tests.strategies import events
 
 ENVELOPE = list(Event.model_fields)
@@ -76,6 +76,6 @@ def test_any_event_round_trips_through_the_confluent_wire_format(event: Event) -
 @settings(max_examples=100, deadline=None)
 @given(events())
 def test_json_round_trip_matches_what_produce_reads(event: Event) -> None:
-    from batteryloop.schemas.events import parse_event_json
+    from schemas.events import parse_event_json
 
     assert parse_event_json(event.model_dump_json()) == event

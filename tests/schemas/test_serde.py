@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batteryloop.schemas import catalog
-from batteryloop.schemas.serde import DecodeError, Serde, schema_registry_client
+from schemas import catalog
+from schemas.serde import DecodeError, Serde, schema_registry_client
 from tests.strategies import events
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from pydantic import TypeAdapter, ValidationError
 
-from batteryloop.schemas.events import LotOutput
-from batteryloop.schemas.values import (
+from schemas.events import LotOutput
+from schemas.values import (
     ALLIANCE_COUNTRIES,
     EU_MEMBER_STATES,
     ISO_3166_ALPHA2,

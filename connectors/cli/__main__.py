@@ -1,0 +1,5 @@
+"""``python -m connectors.cli``: the ``batteryloop`` command."""
+
+from connectors.cli.main import main
+
+raise SystemExit(main())

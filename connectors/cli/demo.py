@@ -1,0 +1,345 @@
+"""The embedded two-region demo: everything batteryloop is, running, in one command.
+
+It starts an embedded broker per region, provisions the topics, starts the stream processors of
+each region (a ``batteryloop worker`` child process each), the mirror in both directions (in
+this process, one thread per direction, under the shipped policies and a secret made up for the
+run), publishes the simulated supply chain (``simulator.py``) with its bad records, waits until
+everything is processed (watching the outputs, not a fixed sleep) and prints a summary. Nothing
+it started outlives it: children die with it (PR_SET_PDEATHSIG), and every exit path, Ctrl-C
+included, stops them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from prometheus_client import CollectorRegistry
+
+from connectors.cli.processes import WorkerProcess
+from connectors.ingest.simulator import publish, simulate
+from connectors.kafka.admin import create_missing
+from connectors.kafka.consume import assign_from_start, reader
+from connectors.kafka.embedded import two_regions
+from connectors.mirror import policy as sharing
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
+from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
+from schemas.values import Region
+
+WATCHED = ("passports", "recycled-content", "recovery", "alerts")
+
+
+@dataclass
+class Outputs:
+    """What one cluster's processors have published so far, read as it arrives."""
+
+    documents: dict[str, dict[bytes, Any]] = field(default_factory=lambda: {n: {} for n in WATCHED})
+    dead_letters: int = 0
+    changed_at: float = field(default_factory=time.monotonic)
+
+
+class Watcher:
+    """A consumer per cluster on the document topics and the dead-letter topic, from the
+    beginning, kept open for the whole demo so each look costs only what is new."""
+
+    def __init__(self, config: dict[str, str]) -> None:
+        self.consumer = reader(config)
+        topics = [DOCUMENT_TOPICS[n].name for n in WATCHED] + [DEAD_LETTER_TOPIC.name]
+        assign_from_start(self.consumer, topics, self.consumer.list_topics(timeout=10))
+        self.names = {DOCUMENT_TOPICS[n].name: n for n in WATCHED}
+        self.outputs = Outputs()
+
+    def poll(self) -> Outputs:
+        while True:
+            batch = self.consumer.consume(2000, 0.05)
+            if not batch:
+                return self.outputs
+            self.outputs.changed_at = time.monotonic()
+            for m in batch:
+                if m.error() is not None:
+                    continue
+                if m.topic() == DEAD_LETTER_TOPIC.name:
+                    self.outputs.dead_letters += 1
+                elif m.key() is not None and m.value() is not None:
+                    self.outputs.documents[self.names[m.topic()]][m.key()] = json.loads(m.value())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def run_demo(
+    backend: str,
+    out: TextIO,
+    as_json: bool = False,
+    batteries: int = 100,
+    years: int = 1,
+    seed: int = 2031,
+    timeout: float = 300.0,
+) -> int:
+    started = time.monotonic()
+    log = sys.stderr
+
+    def step(text: str) -> None:
+        log.write(f"[{time.monotonic() - started:5.1f} s] {text}\n")
+        log.flush()
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sim = simulate(batteries, years, seed)
+    step(
+        f"simulated {len(sim.events)} events and {len(sim.bad)} bad records "
+        f"({batteries} new packs per region, seed {seed})"
+    )
+    stop = threading.Event()
+    workers: list[WorkerProcess] = []
+    agents: dict[str, MirrorAgent] = {}
+    threads: list[threading.Thread] = []
+    watchers: dict[Region, Watcher] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="batteryloop-demo-") as scratch,
+        two_regions(backend) as brokers,
+    ):
+        try:
+            configs = {r: {"bootstrap.servers": b.bootstrap} for r, b in brokers.items()}
+            for region, broker in brokers.items():
+                created, _ = create_missing(configs[region])
+                step(
+                    f"{region.value}: {backend} broker on {broker.bootstrap}, {len(created)} topics"
+                )
+            for region, broker in brokers.items():
+                worker = WorkerProcess(region, broker.bootstrap, Path(scratch) / region.value)
+                workers.append(worker.start())
+                step(f"{region.value}: stream processors started (pid {worker.process.pid})")
+            secret = secrets.token_bytes(32)
+            for source, target in ((Region.EU, Region.JP), (Region.JP, Region.EU)):
+                direction = f"{source.value.lower()}-to-{target.value.lower()}"
+                options = MirrorOptions(
+                    sharing.load(sharing.shipped(direction), secret),
+                    configs[source],
+                    configs[target],
+                    grace=3.0,
+                    checkpoint_interval=0.5,
+                )
+                agent = MirrorAgent(options, MirrorMetrics(CollectorRegistry()))
+                thread = threading.Thread(target=agent.run, args=(stop,), name=direction)
+                thread.start()
+                agents[direction] = agent
+                threads.append(thread)
+                step(
+                    f"mirror {direction} started under connectors/mirror/policies/{direction}.toml"
+                )
+            published = publish(sim, configs, err=log)
+            step("published; waiting until the processors and the mirrors are through")
+            watchers = {r: Watcher(configs[r]) for r in Region}
+            done = _wait(sim, agents, watchers, workers, started + timeout, step)
+            summary = _summary(backend, sim, published.bad, agents, watchers, started, done)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+            for watcher in watchers.values():
+                watcher.close()
+            for worker in workers:
+                worker.stop()
+            step("stopped the mirrors, the processors and the brokers")
+    if as_json:
+        out.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        _print_summary(summary, out)
+    return 0 if done else 1
+
+
+def _wait(
+    sim: Any,
+    agents: dict[str, MirrorAgent],
+    watchers: dict[Region, Watcher],
+    workers: list[WorkerProcess],
+    deadline: float,
+    step: Any,
+) -> bool:
+    """Until every passport and dead letter is out, each mirror has decided every record of
+    its source, and the outputs have been quiet for a while (alerts after a grace period)."""
+    batteries = {
+        r: sum(1 for e in sim.by_region(r) if e.event_type == "manufacture") for r in Region
+    }
+    bad = Counter(b.region for b in sim.bad)
+    records = {r: len(sim.by_region(r)) + bad[r] for r in Region}
+    last = 0.0
+    while time.monotonic() < deadline:
+        for worker in workers:
+            if not worker.alive:
+                step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
+                return False
+        outputs = {r: w.poll() for r, w in watchers.items()}
+        parts, complete = [], True
+        for r in Region:
+            direction = f"{r.value.lower()}-to-{'jp' if r is Region.EU else 'eu'}"
+            t = agents[direction].totals
+            decided = t.mirrored + t.filtered + t.skipped
+            passports = len(outputs[r].documents["passports"])
+            parts.append(
+                f"{r.value}: passports {passports}/{batteries[r]}, dead letters "
+                f"{outputs[r].dead_letters}/{bad[r]}, {direction} {decided}/{records[r]}"
+            )
+            complete &= (
+                passports >= batteries[r]
+                and outputs[r].dead_letters >= bad[r]
+                and decided >= records[r]
+                and t.waiting == 0
+            )
+        if complete and time.monotonic() - max(o.changed_at for o in outputs.values()) > 8:
+            step("; ".join(parts))
+            return True
+        if time.monotonic() - last > 3:
+            step("; ".join(parts))
+            last = time.monotonic()
+        time.sleep(0.5)
+    step("gave up waiting: the summary below is incomplete")
+    return False
+
+
+def _summary(
+    backend: str,
+    sim: Any,
+    bad: dict[str, int],
+    agents: dict[str, MirrorAgent],
+    watchers: dict[Region, Watcher],
+    started: float,
+    complete: bool,
+) -> dict[str, Any]:
+    regions: dict[str, Any] = {}
+    for region, watcher in watchers.items():
+        docs = watcher.poll().documents
+        recycled = []
+        for tally in docs["recycled-content"].values():
+            metals = {
+                m: {
+                    k: v[k]
+                    for k in (
+                        "recycled_share",
+                        "pre_consumer_share",
+                        "post_consumer_share",
+                        "minimum_2031",
+                        "minimum_2036",
+                        "meets_2031",
+                        "meets_2036",
+                    )
+                }
+                for m, v in tally["metals"].items()
+                if Decimal(v["total_kg"]) > 0
+            }
+            if metals:
+                recycled.append(
+                    {**_labels(tally), "batteries": tally["batteries"], "metals": metals}
+                )
+        recovery = []
+        for tally in docs["recovery"].values():
+            metals = {
+                m: {
+                    k: v[k]
+                    for k in (
+                        "efficiency",
+                        "target_2027",
+                        "target_2031",
+                        "meets_2027",
+                        "meets_2031",
+                    )
+                }
+                for m, v in tally["metals"].items()
+                if Decimal(v["input_kg"]) > 0
+            }
+            recovery.append({**_labels(tally), "metals": metals})
+        alerts = Counter(a["kind"] for a in docs["alerts"].values() if a.get("status") == "open")
+        regions[region.value] = {
+            "events_published": len(sim.by_region(region)),
+            "bad_records_published": bad.get(region.value, 0),
+            "dead_letters": watcher.outputs.dead_letters,
+            "passports": len(docs["passports"]),
+            "recycled_content": recycled,
+            "recovery": recovery,
+            "open_alerts": dict(sorted(alerts.items())),
+            "outflows": [
+                a["message"]
+                for a in docs["alerts"].values()
+                if a["kind"] == "outflow" and a.get("status") == "open"
+            ],
+        }
+    mirrors = {
+        direction: {
+            "mirrored": agent.totals.mirrored,
+            "filtered": dict(sorted(agent.totals.filtered_by_reason.items())),
+            "fields_redacted": agent.totals.redacted,
+        }
+        for direction, agent in agents.items()
+    }
+    return {
+        "backend": backend,
+        "complete": complete,
+        "regions": regions,
+        "mirrors": mirrors,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+_NOT_LABELS = ("metals", "batteries", "basis", "recoveries", "batteries_incomplete")
+
+
+def _labels(tally: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in tally.items() if k not in _NOT_LABELS}
+
+
+def _pct(value: str | None) -> str:
+    return "   -  " if value is None else f"{100 * float(value):5.1f}%"
+
+
+def _print_summary(s: dict[str, Any], out: TextIO) -> None:
+    w = out.write
+    state = "complete" if s["complete"] else "INCOMPLETE (timed out)"
+    w(f"\nbatteryloop demo: {s['backend']} brokers, {s['seconds']} s, {state}\n")
+    for region, r in s["regions"].items():
+        w(f"\n== {region} ==\n")
+        w(
+            f"events {r['events_published']}, bad records {r['bad_records_published']} -> "
+            f"dead letters {r['dead_letters']}; passports {r['passports']}\n"
+        )
+        w("recycled content (EU 2023/1542 Art. 8), per manufacturer, plant, model and year:\n")
+        for tally in r["recycled_content"]:
+            w(
+                f"  {tally['model']} by {tally['manufacturer']} at {tally['plant']}, "
+                f"{tally['year']} ({tally['batteries']} batteries)\n"
+            )
+            for metal, m in tally["metals"].items():
+                w(
+                    f"    {metal:9} {_pct(m['recycled_share'])}  "
+                    f"(pre {_pct(m['pre_consumer_share'])}, post {_pct(m['post_consumer_share'])})"
+                    f"  2031 min {_pct(m['minimum_2031'])}"
+                    f" {'met' if m['meets_2031'] else 'NOT met'};  2036 min "
+                    f"{_pct(m['minimum_2036'])} {'met' if m['meets_2036'] else 'NOT met'}\n"
+                )
+        w("material recovery (Annex XII), per recycler, plant and year:\n")
+        for tally in r["recovery"]:
+            w(f"  {tally['recycler']} at {tally['plant']}, {tally['year']}\n")
+            for metal, m in tally["metals"].items():
+                w(
+                    f"    {metal:9} {_pct(m['efficiency'])}  2027 target {_pct(m['target_2027'])} "
+                    f"{'met' if m['meets_2027'] else 'NOT met'};  2031 target "
+                    f"{_pct(m['target_2031'])} {'met' if m['meets_2031'] else 'NOT met'}\n"
+                )
+        w(f"open alerts: {r['open_alerts'] or 'none'}\n")
+        for outflow in r["outflows"]:
+            w(f"  outflow: {outflow}\n")
+    w("\n== mirrors ==\n")
+    for direction, m in s["mirrors"].items():
+        w(
+            f"{direction}: {m['mirrored']} mirrored, {m['fields_redacted']} confidential field "
+            f"values redacted, filtered {m['filtered'] or 'none'}\n"
+        )

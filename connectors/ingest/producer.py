@@ -1,0 +1,141 @@
+"""The producer SDK: publish typed events to their topics, keyed per event type.
+
+Safety is not optional here: ``acks=all`` and ``enable.idempotence=true`` are always set (a
+retried send is never duplicated or reordered within a partition), a failed delivery is raised
+as :class:`DeliveryError` on the next call rather than logged and forgotten, and leaving the
+``with`` block flushes. Every other librdkafka property (SASL, TLS, linger, batching) is
+passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.events import Event
+from schemas.serde import Serde
+from schemas.topics import EVENT_TOPICS
+
+ENFORCED = {"acks": "all", "enable.idempotence": "true"}
+DEFAULTS = {"linger.ms": "20", "compression.type": "lz4"}
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    context: Any  # what the caller passed to publish() to recognise the event
+    topic: str
+    error: str
+
+
+class DeliveryError(RuntimeError):
+    """One or more events were not acknowledged by the cluster."""
+
+    def __init__(self, failures: list[FailedDelivery]) -> None:
+        self.failures = failures
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(f"delivery to {first.topic} failed: {first.error}{more}")
+
+
+class EventProducer:
+    """Publishes events; use as a context manager so that exit flushes and reports failures.
+
+    ``config``: librdkafka properties, at least ``bootstrap.servers``. ``on_failure``: a
+    caller that reports failed deliveries itself (the CLI, per input line) receives them here
+    instead of having them raised.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        serde: Serde | None = None,
+        on_failure: Callable[[FailedDelivery], None] | None = None,
+    ) -> None:
+        conflicting = {k: v for k, v in config.items() if k in ENFORCED and str(v) != ENFORCED[k]}
+        if conflicting:
+            raise ValueError(
+                f"the event producer always runs with {ENFORCED}; refusing {conflicting}"
+            )
+        self.serde = serde or Serde()
+        self._producer = Producer({**DEFAULTS, **config, **ENFORCED})
+        self._failures: list[FailedDelivery] = []
+        self._on_failure = on_failure or self._failures.append
+        self.delivered = 0
+
+    def publish(self, event: Event, context: Any = None) -> None:
+        """Queue ``event`` for its topic, keyed by its key; raise earlier failures first."""
+        self._raise_failures()
+        topic = EVENT_TOPICS[event.event_type].name
+        self._send(topic, event.key().encode(), self.serde.encode(event, topic), context)
+
+    def publish_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        context: Any = None,
+    ) -> None:
+        """Queue bytes already encoded (dead letters, mirrored records)."""
+        self._raise_failures()
+        self._send(topic, key, value, context, headers)
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        context: Any,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        callback = self._callback(context)
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=callback, headers=headers)
+                break
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _callback(self, context: Any) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                self.delivered += 1
+            else:
+                self._on_failure(FailedDelivery(context, message.topic(), error.str()))
+
+        return on_delivery
+
+    def poll(self, timeout: float = 0) -> None:
+        """Serve delivery reports (called by publish; call it in idle loops too)."""
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every queued event is acknowledged; raise :class:`DeliveryError` if not."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            self._on_failure(
+                FailedDelivery(
+                    None, "*", f"{remaining} events still unacknowledged after {timeout:.0f} s"
+                )
+            )
+        self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            failures = list(self._failures)
+            self._failures.clear()
+            raise DeliveryError(failures)
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if exc_info[0] is None:
+            self.flush()
+        else:
+            self._producer.flush(10.0)  # best effort; the original exception wins

@@ -1,0 +1,517 @@
+"""A seeded, deterministic battery supply chain across both regions, for the demo and for trying
+batteryloop out.
+
+Each region runs its own closed loop with its own companies (Catena-X participants with BPNs in
+the EU, Ouranos participants with corporate numbers in Japan):
+
+* certification of the region's certified companies under its own scheme;
+* earlier batteries (made before the simulated period, without traced inputs) collected and
+  shredded, post-consumer, with a batch of factory scrap shredded pre-consumer, into black mass;
+  one black-mass lot is exported out of the alliance (an outflow), the others are recovered;
+* mines inside and outside the alliance, some operators not certified (their events are not
+  shared with the partner, and the processors alert them), ore shipped in to the refiner;
+* refining that mixes mined and recovered material, so new batteries carry recycled content;
+* packs made from the refined lots over ``years`` years, shipped to vehicle plants, and their
+  state of health reported.
+
+Masses are sized so that no lot is overdrawn. Everything comes from one ``random.Random(seed)``:
+the same seed and scale give the same events, ids included. A minority of *bad records*
+(``bad_share``) is produced as well: bytes that are not Avro, and Avro that breaks the models'
+rules. They are never valid events, so they come as raw records for a topic, to be published as
+they are and dead-lettered by the processors.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TextIO
+
+from schemas.events import (
+    CertificationEvent,
+    Event,
+    ExtractionEvent,
+    ManufactureEvent,
+    RecoveryEvent,
+    RefiningEvent,
+    ShipmentEvent,
+    ShreddingEvent,
+    UseCollectionEvent,
+)
+from schemas.serde import Serde
+from schemas.topics import event_topic_name
+from schemas.values import Region, corporate_number_check_digit
+
+START = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def _corporate(base12: str) -> str:
+    return f"{corporate_number_check_digit(base12)}{base12}"
+
+
+@dataclass(frozen=True)
+class Company:
+    operator_id: str
+    site_id: str
+    country: str
+    certified: bool = True
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The companies of one region's loop."""
+
+    region: Region
+    scheme: str
+    certifier: Company
+    mine_in: Company  # inside the alliance
+    mine_out: Company  # outside the alliance, not certified
+    refiner: Company
+    maker: Company
+    recycler: Company
+    vehicle_plant: Company
+    export_to: Company  # where a black-mass lot leaves the alliance to
+
+
+CASTS = {
+    Region.EU: Cast(
+        Region.EU,
+        "Catena-X conformity assessment",
+        Company("BPNL00000000CXCB", "BPNS00000000CXCB", "DE", certified=False),
+        Company("BPNL0000000MINFI", "BPNS0000000MINFI", "FI"),
+        Company("BPNL0000000MINCL", "BPNS0000000MINCL", "CL", certified=False),
+        Company("BPNL0000000REFFI", "BPNS0000000REFFI", "FI"),
+        Company("BPNL0000000PCKDE", "BPNS0000000PCKDE", "DE"),
+        Company("BPNL0000000RECDE", "BPNS0000000RECDE", "DE"),
+        Company("BPNL0000000CARFR", "BPNS0000000CARFR", "FR"),
+        Company("BPNL0000000BMXKR", "BPNS0000000BMXKR", "KR", certified=False),
+    ),
+    Region.JP: Cast(
+        Region.JP,
+        "Ouranos Ecosystem certification",
+        Company(_corporate("000000000101"), "JP-OURANOS-CB", "JP", certified=False),
+        Company(_corporate("000000000102"), "JP-NI-MINE-HISHIKARI", "JP"),
+        Company(_corporate("000000000103"), "AU-LI-MINE-1", "AU", certified=False),
+        Company(_corporate("000000000104"), "JP-REF-NIIHAMA", "JP"),
+        Company(_corporate("000000000105"), "JP-CELL-OSAKA", "JP"),
+        Company(_corporate("000000000106"), "JP-REC-KYUSHU", "JP"),
+        Company(_corporate("000000000107"), "JP-CAR-TOYOTA-CITY", "JP"),
+        Company(_corporate("000000000108"), "CN-BM-BUYER-1", "CN", certified=False),
+    ),
+}
+
+#: Metal per pack (kg of metal, NMC811 ~75 kWh) and the refined product carrying it.
+PACK_METALS = {
+    "nickel": (Decimal("38"), "nickel sulphate hexahydrate", Decimal("0.22")),
+    "cobalt": (Decimal("4.8"), "cobalt sulphate heptahydrate", Decimal("0.21")),
+    "lithium": (Decimal("6.5"), "lithium hydroxide monohydrate", Decimal("0.165")),
+}
+#: What a mine produces, per metal: (form, trade name, metal share).
+ORE = {
+    "nickel": ("concentrate", "nickel sulphide concentrate", Decimal("0.12")),
+    "cobalt": ("concentrate", "cobalt hydroxide", Decimal("0.30")),
+    "lithium": ("concentrate", "spodumene concentrate", Decimal("0.027")),
+}
+#: NMC black mass, per mass (domain facts: Ni 10-25 %, Co 3-10 %, Li 3-5 %, Mn 3-10 %).
+BLACK_MASS = {"nickel": Decimal("0.18"), "cobalt": Decimal("0.06"), "lithium": Decimal("0.04")}
+#: Hydrometallurgical recovery, per metal (Li loses most: up to 30 % and more).
+RECOVERY = {"nickel": (0.93, 0.97), "cobalt": (0.92, 0.96), "lithium": (0.6, 0.85)}
+KG = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    region: Region
+    topic: str
+    key: bytes | None
+    value: bytes
+    why: str
+
+
+@dataclass
+class Simulation:
+    events: list[Event] = field(default_factory=list)
+    bad: list[BadRecord] = field(default_factory=list)
+
+    def by_region(self, region: Region) -> list[Event]:
+        return [e for e in self.events if e.region == region]
+
+
+def simulate(
+    batteries: int = 100, years: int = 1, seed: int = 2031, bad_share: float = 0.02
+) -> Simulation:
+    """``batteries`` new packs per region, made over ``years`` years from 2031 on."""
+    if batteries < 1 or years < 1:
+        raise ValueError("batteries and years must be at least 1")
+    rng = random.Random(seed)
+    sim = Simulation()
+    for region in Region:
+        sim.events += _Loop(rng, CASTS[region], batteries, years).events()
+    sim.events.sort(key=lambda e: e.occurred_at)
+    sim.bad = _bad_records(rng, sim.events, bad_share)
+    return sim
+
+
+class _Loop:
+    def __init__(self, rng: random.Random, cast: Cast, batteries: int, years: int) -> None:
+        self.rng = rng
+        self.cast = cast
+        self.batteries = batteries
+        self.years = years
+        self.tag = cast.region.value
+        self.out: list[Event] = []
+
+    def uid(self) -> uuid.UUID:
+        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+
+    def env(self, who: Company, when: datetime) -> dict[str, Any]:
+        return {
+            "event_id": self.uid(),
+            "occurred_at": when,
+            "operator_id": who.operator_id,
+            "site_id": who.site_id,
+            "region": self.cast.region,
+        }
+
+    def day(self, first: int, last: int) -> datetime:
+        return START + timedelta(
+            days=self.rng.randint(first, last), minutes=self.rng.randint(0, 1439)
+        )
+
+    def money(self, low: float, high: float) -> dict[str, Any]:
+        amount = Decimal(str(round(self.rng.uniform(low, high), 2)))
+        return {"amount": amount, "currency": "EUR" if self.cast.region is Region.EU else "JPY"}
+
+    def events(self) -> list[Event]:
+        c = self.cast
+        for who in (c.mine_in, c.refiner, c.maker, c.recycler):
+            self.out.append(
+                CertificationEvent(
+                    **self.env(c.certifier, START - timedelta(days=30)),
+                    subject_operator_id=who.operator_id,
+                    action="certified",
+                    scheme_region=c.region,
+                    scheme=c.scheme,
+                    certificate_id=f"{self.tag}-CERT-{who.operator_id[-4:]}",
+                )
+            )
+        recovered = self.end_of_life()
+        refined = self.refine(recovered)
+        self.manufacture(refined)
+        return self.out
+
+    # --- earlier batteries to black mass to recovered lots ------------------------------------
+
+    def end_of_life(self) -> dict[str, list[tuple[str, Decimal]]]:
+        """Shred earlier packs and scrap; export one black-mass lot, recover the rest."""
+        c, tag = self.cast, self.tag
+        old = max(4, self.batteries // 8)
+        packs = []
+        for i in range(old + 2):
+            scrap = i >= old  # two packs rejected at end of line: pre-consumer waste
+            battery_id = f"{tag}-{'SCRAP' if scrap else 'OLD'}-PACK-{i:05d}"
+            mass = Decimal(self.rng.randint(380, 460))
+            made = START - timedelta(days=self.rng.randint(2000, 3000) if not scrap else 20)
+            self.out.append(
+                ManufactureEvent(
+                    **self.env(c.maker, made),
+                    battery_id=battery_id,
+                    passport_id=self.uid(),
+                    level="pack",
+                    category="ev",
+                    model=f"{tag}-PACK-2024",
+                    chemistry="NMC622",
+                    mass_kg=mass,
+                    capacity_kwh=Decimal(self.rng.randint(55, 70)),
+                    inputs=[],
+                    components=[],
+                )
+            )
+            if not scrap:
+                self.out.append(
+                    UseCollectionEvent(
+                        **self.env(c.recycler, self.day(0, 40)),
+                        battery_id=battery_id,
+                        action="collected",
+                        status="waste",
+                    )
+                )
+            packs.append((battery_id, mass, "pre_consumer" if scrap else "post_consumer"))
+        recovered: dict[str, list[tuple[str, Decimal]]] = {m: [] for m in PACK_METALS}
+        lots = [packs[i : i + 5] for i in range(0, len(packs), 5)]
+        for n, group in enumerate(lots):
+            lot_id = f"{tag}-BM-{n:04d}"
+            mass = (sum(m for _, m, _ in group) * Decimal("0.62")).quantize(KG)
+            self.out.append(
+                ShreddingEvent(
+                    **self.env(c.recycler, self.day(45, 60)),
+                    black_mass_lot_id=lot_id,
+                    inputs=[
+                        {"battery_id": b, "mass_kg": m, "waste_origin": o} for b, m, o in group
+                    ],
+                    mass_kg=mass,
+                    composition=BLACK_MASS,
+                    gate_fee=self.money(0.5, 1.5),
+                )
+            )
+            if n == 0 and len(lots) > 1:  # sold abroad: leaves the alliance
+                self.out.append(self.ship_lot(lot_id, mass, c.recycler, c.export_to, "382499"))
+                continue
+            outputs = []
+            for metal, (_, material, content) in PACK_METALS.items():
+                metal_in = mass * BLACK_MASS[metal]
+                got = (metal_in * Decimal(str(self.rng.uniform(*RECOVERY[metal])))).quantize(KG)
+                out_id = f"{tag}-REC-{metal[:2].upper()}-{n:04d}"
+                out_mass = (got / content).quantize(KG)
+                outputs.append(
+                    {
+                        "lot_id": out_id,
+                        "form": "recovered",
+                        "material": material,
+                        "mass_kg": out_mass,
+                        "composition": {metal: content},
+                    }
+                )
+                recovered[metal].append((out_id, out_mass))
+            self.out.append(
+                RecoveryEvent(
+                    **self.env(c.recycler, self.day(65, 80)),
+                    black_mass_lot_id=lot_id,
+                    input_mass_kg=mass,
+                    process="hydrometallurgical",
+                    outputs=outputs,
+                    offtake_price=self.money(8, 20),
+                )
+            )
+        return recovered
+
+    def ship_lot(
+        self, lot_id: str, mass: Decimal, sender: Company, receiver: Company, hs: str
+    ) -> ShipmentEvent:
+        return ShipmentEvent(
+            **self.env(sender, self.day(60, 90)),
+            subject="lot",
+            subject_id=lot_id,
+            mass_kg=mass,
+            from_site_id=sender.site_id,
+            from_country=sender.country,
+            to_site_id=receiver.site_id,
+            to_country=receiver.country,
+            hs_code=hs,
+            consignee_id=receiver.operator_id,
+            invoice_value=self.money(10_000, 90_000),
+        )
+
+    # --- mines and refining -------------------------------------------------------------------
+
+    def refine(self, recovered: dict[str, list[tuple[str, Decimal]]]) -> dict[str, list[str]]:
+        """One refining batch per metal and year: a part of every recovered lot plus mined ore,
+        giving a refined lot sized for that year's packs (2 % process loss)."""
+        c, tag = self.cast, self.tag
+        refined: dict[str, list[str]] = {}
+        per_year = [self.batteries // self.years] * self.years
+        per_year[-1] += self.batteries - sum(per_year)
+        for metal, (per_pack, material, content) in PACK_METALS.items():
+            refined[metal] = []
+            for year, packs in enumerate(per_year):
+                need = per_pack * packs * Decimal("1.05")  # what the packs take, with headroom
+                inputs = []
+                metal_in = Decimal(0)
+                for lot_id, mass in recovered[metal]:  # each year takes its part of each lot
+                    part = (mass / self.years).quantize(KG)
+                    if year == self.years - 1:
+                        part = mass - part * (self.years - 1)
+                    inputs.append({"lot_id": lot_id, "mass_kg": part})
+                    metal_in += part * content
+                mined_metal = max(Decimal(0), need / Decimal("0.98") - metal_in)
+                form, ore_name, ore_share = ORE[metal]
+                mine = c.mine_out if metal == "lithium" else c.mine_in
+                ore_id = f"{tag}-ORE-{metal[:2].upper()}-{year}"
+                ore_mass = (mined_metal / ore_share).quantize(KG) + 1
+                mined_at = self.day(year * 365 + 1, year * 365 + 30)
+                self.out.append(
+                    ExtractionEvent(
+                        **self.env(mine, mined_at),
+                        lot_id=ore_id,
+                        form=form,
+                        material=ore_name,
+                        mass_kg=ore_mass,
+                        composition={metal: ore_share},
+                        country=mine.country,
+                        offtake_price=self.money(1, 30),
+                    )
+                )
+                if mine.country != c.refiner.country:
+                    self.out.append(self.ship_lot(ore_id, ore_mass, mine, c.refiner, "253090"))
+                inputs.append(
+                    {
+                        "lot_id": ore_id,
+                        "mass_kg": ore_mass,
+                        "supplier_id": mine.operator_id,
+                        "unit_price": self.money(1, 30),
+                        "contract_volume_kg": (ore_mass * 4).quantize(KG),
+                    }
+                )
+                metal_in += ore_mass * ore_share
+                out_id = f"{tag}-{metal[:2].upper()}-REFINED-{year}"
+                self.out.append(
+                    RefiningEvent(
+                        **self.env(c.refiner, self.day(year * 365 + 91, year * 365 + 110)),
+                        batch_id=f"{tag}-BATCH-{metal[:2].upper()}-{year}",
+                        process="hydrometallurgical",
+                        inputs=inputs,
+                        outputs=[
+                            {
+                                "lot_id": out_id,
+                                "form": "refined",
+                                "material": material,
+                                "mass_kg": (metal_in * Decimal("0.98") / content).quantize(KG),
+                                "composition": {metal: content},
+                            }
+                        ],
+                    )
+                )
+                refined[metal].append(out_id)
+        return refined
+
+    # --- new packs ----------------------------------------------------------------------------
+
+    def manufacture(self, refined: dict[str, list[str]]) -> None:
+        c, tag = self.cast, self.tag
+        per_year = self.batteries // self.years
+        for i in range(self.batteries):
+            year = min(i // max(per_year, 1), self.years - 1)
+            made = self.day(year * 365 + 120, year * 365 + 330)
+            battery_id = f"{tag}-PACK-{year + 2031}-{i:06d}"
+            capacity = Decimal(self.rng.randint(70, 82))
+            inputs = []
+            for metal, (per_pack, _, content) in PACK_METALS.items():
+                inputs.append(
+                    {
+                        "lot_id": refined[metal][year],
+                        "mass_kg": (per_pack / content).quantize(KG),
+                        "supplier_id": c.refiner.operator_id,
+                        "unit_price": self.money(5, 40),
+                        "contract_volume_kg": Decimal(50_000),
+                    }
+                )
+            footprint = Decimal(str(round(self.rng.uniform(55, 85), 1)))
+            self.out.append(
+                ManufactureEvent(
+                    **self.env(c.maker, made),
+                    battery_id=battery_id,
+                    passport_id=self.uid(),
+                    level="pack",
+                    category="ev",
+                    model=f"{tag}-PACK-NMC811-{'A' if i % 3 else 'B'}",
+                    chemistry="NMC811",
+                    mass_kg=Decimal(self.rng.randint(420, 480)),
+                    capacity_kwh=capacity,
+                    inputs=inputs,
+                    components=[],
+                    carbon_footprint={
+                        "kg_co2e_per_kwh": footprint,
+                        "raw_material_kg_co2e_per_kwh": (footprint * Decimal("0.6")).quantize(KG),
+                        "production_kg_co2e_per_kwh": (footprint * Decimal("0.3")).quantize(KG),
+                    },
+                )
+            )
+            self.out.append(
+                ShipmentEvent(
+                    **self.env(c.maker, made + timedelta(days=3)),
+                    subject="battery",
+                    subject_id=battery_id,
+                    mass_kg=Decimal(450),
+                    from_site_id=c.maker.site_id,
+                    from_country=c.maker.country,
+                    to_site_id=c.vehicle_plant.site_id,
+                    to_country=c.vehicle_plant.country,
+                    hs_code="850760",
+                    consignee_id=c.vehicle_plant.operator_id,
+                    invoice_value=self.money(6_000, 9_000),
+                )
+            )
+            self.out.append(
+                UseCollectionEvent(
+                    **self.env(c.maker, made + timedelta(days=self.rng.randint(30, 200))),
+                    battery_id=battery_id,
+                    action="state_of_health",
+                    status="original",
+                    state_of_health=Decimal(str(round(self.rng.uniform(0.9, 1.0), 3))),
+                )
+            )
+
+
+def _bad_records(rng: random.Random, events: list[Event], share: float) -> list[BadRecord]:
+    """Records a real platform gets from misconfigured or buggy producers."""
+    serde = Serde()
+    picks = []
+    for region in Region:  # each region's platform gets its share, at least one
+        mine = [e for e in events if e.region == region]
+        if share > 0 and mine:
+            picks += [rng.choice(mine) for _ in range(max(1, round(len(mine) * share)))]
+    out = []
+    for i, event in enumerate(picks):
+        topic = event_topic_name(event.event_type)
+        key = event.key().encode()
+        if i % 2 == 0:
+            value = event.model_dump_json().encode()  # JSON where Avro belongs
+            why = "JSON text instead of framed Avro"
+        else:
+            record = event.model_dump()
+            record["occurred_at"] = event.occurred_at
+            record["site_id"] = "BPNS-BROKEN"  # starts like a BPNS, is not one
+            value = serde.encode_record(event.event_type, record, topic)
+            why = "Avro that breaks the model's rules (malformed BPNS)"
+        out.append(BadRecord(event.region, topic, key, value, why))
+    return out
+
+
+def jsonl_lines(sim: Simulation) -> Iterator[str]:
+    """The events as JSON lines in time order, and for each bad record that was Avro a line a
+    file source must reject (bad records that were never Avro have no JSON form to write)."""
+    import json
+
+    serde = Serde()
+    for event in sim.events:
+        yield event.model_dump_json()
+    for record in sim.bad:
+        if record.value[:2] == b"\xc3\x01":
+            _, decoded = serde.decode(record.value)
+            yield json.dumps(decoded, default=str)
+
+
+@dataclass
+class Published:
+    events: dict[str, int] = field(default_factory=dict)  # region -> events acknowledged
+    bad: dict[str, int] = field(default_factory=dict)  # region -> bad records acknowledged
+
+
+def publish(
+    sim: Simulation, configs: dict[Region, dict[str, str]], err: TextIO | None = None
+) -> Published:
+    """Publish every event to its own region's cluster, and the bad records as they are.
+    Returns once the clusters acknowledged everything (a failure raises DeliveryError)."""
+    from connectors.ingest.producer import EventProducer
+    from connectors.progress import Progress
+
+    result = Published()
+    for region in Region:
+        events = sim.by_region(region)
+        bad = [b for b in sim.bad if b.region == region]
+        progress = Progress(f"publishing to {region.value}", len(events) + len(bad), stream=err)
+        with EventProducer(configs[region]) as producer:
+            for n, event in enumerate(events, 1):
+                producer.publish(event)
+                progress.update(n)
+            for record in bad:
+                producer.publish_raw(record.topic, record.key, record.value)
+            producer.flush()
+            progress.close(f"{producer.delivered} acknowledged ({len(bad)} bad records)")
+        result.events[region.value] = len(events)
+        result.bad[region.value] = len(bad)
+    return result

@@ -1,0 +1,669 @@
+"""The mirror agent: a region's events, filtered and redacted under the data-sharing policy,
+republished to the partner region's cluster exactly once, without broker transactions.
+
+It reads the source cluster's event topics by assignment (no consumer group, no commits: the
+source cluster's other consumers see nothing of it) and writes ``<source>.batteryloop.events.*``
+on the target cluster with confluent-kafka; decisions are in :mod:`replication`, redaction in
+:mod:`sharing`.
+
+**Exactly once.** One idempotent producer (acks=all) writes each source partition to the target
+partition of the same number, in source-offset order. Every ``checkpoint_interval`` the producer
+is flushed (everything acknowledged) and a checkpoint per source partition goes to the target's
+``batteryloop.mirror.checkpoints``: the first source offset not yet decided and landed, and the
+target partition's end. On start, and after any failure, the agent throws its clients away and
+recovers from the target alone: the latest checkpoints, then every mirrored record from the
+checkpointed target offset on, whose provenance headers name the source offsets that landed
+after the checkpoint. It resumes each source partition at its checkpoint and skips those. What
+the target holds is the truth; source-side commits are never used. Reads for recovery run to
+the end that fetch responses report (partition EOF), never to a ListOffsets answer.
+
+**Partner outage.** A failed delivery (after librdkafka's own retries for
+``message.timeout.ms``), an unreachable target during recovery, or librdkafka reporting all
+target brokers down, ends the session: the agent logs it, sets
+``batteryloop_mirror_target_available`` to 0, waits with exponential backoff and recovers, which
+also puts it back exactly where the target says it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import ValidationError
+
+from connectors.kafka.admin import create_missing
+from connectors.kafka.consume import ReadIncomplete, read_to_end
+from connectors.mirror.policy import SharingPolicy
+from connectors.mirror.replication import (
+    RECOGNISED,
+    Action,
+    Lane,
+    Provenance,
+    Reason,
+    SourceCertifications,
+    Waiting,
+    checkpoint_key,
+    checkpoint_value,
+    judge,
+    read_checkpoint,
+)
+from schemas.events import EVENT_MODELS
+from schemas.serde import DecodeError, Serde
+from schemas.topics import (
+    EVENT_TOPICS,
+    MIRROR_CHECKPOINT_TOPIC,
+    mirrored_topic_name,
+    mirrored_topics,
+)
+
+log = logging.getLogger("batteryloop.mirror")
+
+CERTIFICATION = "certification"
+PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4", "message.timeout.ms": "30000"}
+PRODUCER_ENFORCED = {"acks": "all", "enable.idempotence": "true"}
+
+
+class Unavailable(RuntimeError):
+    """The session cannot go on (a cluster unreachable, a delivery failed); recover and retry."""
+
+
+@dataclass
+class MirrorOptions:
+    policy: SharingPolicy
+    source: dict[str, str]  # librdkafka properties of the source cluster's consumer
+    target: dict[str, str]  # ... and of the target cluster's clients
+    grace: float = 10.0  # how long an event waits for its operator's certification
+    checkpoint_interval: float = 1.0
+    batch_size: int = 5000
+    max_waiting: int = 20_000  # per partition; beyond it the partition is paused
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    recovery_timeout: float = 60.0
+    source_serde: Serde = field(default_factory=Serde)
+    target_serde: Serde = field(default_factory=Serde)
+
+
+class MirrorMetrics:
+    """The mirror's Prometheus metrics, labelled by direction (``eu-to-jp``) and event type."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        by_type = ["direction", "event_type"]
+        self.mirrored = Counter(
+            "batteryloop_mirror_records_total",
+            "Records mirrored to the partner region (acknowledged or not yet)",
+            by_type,
+            registry=registry,
+        )
+        self.filtered = Counter(
+            "batteryloop_mirror_filtered_total",
+            "Records read from the source and not mirrored, by reason",
+            [*by_type, "reason"],
+            registry=registry,
+        )
+        self.redacted = Counter(
+            "batteryloop_mirror_fields_redacted_total",
+            "Field values dropped or transformed by the data-sharing policy",
+            by_type,
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "batteryloop_mirror_already_on_target_total",
+            "Records found on the target at recovery and not mirrored again",
+            ["direction"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "batteryloop_mirror_replication_latency_seconds",
+            "From the source record's timestamp to the target's acknowledgement",
+            ["direction"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "batteryloop_mirror_source_lag_records",
+            "Records in the source topic not yet read by the mirror",
+            by_type,
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "batteryloop_mirror_waiting_records",
+            "Records waiting for their operator's certification (and records behind them)",
+            ["direction"],
+            registry=registry,
+        )
+        self.target_available = Gauge(
+            "batteryloop_mirror_target_available",
+            "1 while the mirror is writing to the target cluster, 0 while it waits for it",
+            ["direction"],
+            registry=registry,
+        )
+        self.recoveries = Counter(
+            "batteryloop_mirror_recoveries_total",
+            "Sessions started (recovering the position from the target)",
+            ["direction"],
+            registry=registry,
+        )
+
+
+@dataclass
+class Totals:
+    """Counts of this process's life, for progress lines and the demo's summary."""
+
+    mirrored: int = 0
+    filtered: int = 0
+    filtered_by_reason: Tally[str] = field(default_factory=Tally)
+    redacted: int = 0
+    skipped: int = 0
+    waiting: int = 0
+    lag: int = 0
+
+
+class MirrorAgent:
+    def __init__(self, options: MirrorOptions, metrics: MirrorMetrics | None = None) -> None:
+        self.options = options
+        self.policy = options.policy
+        self.direction = self.policy.direction
+        self.source_region = self.policy.source
+        self.metrics = metrics or MirrorMetrics()
+        self.totals = Totals()
+        self._failure: str | None = None
+        self._target_end: dict[tuple[str, int], int] = {}
+        self._observe_latency = self.metrics.latency.labels(self.direction).observe
+        self._invalid_logged = 0.0
+
+    # --- the outer loop: sessions, with backoff between them ---------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Mirror until ``stop`` is set; never gives up on an unreachable cluster."""
+        backoff = self.options.backoff_initial
+        available = self.metrics.target_available.labels(self.direction)
+        while not stop.is_set():
+            try:
+                session = self._recover()
+            except (Unavailable, ReadIncomplete, KafkaException) as exc:
+                if isinstance(exc, KafkaException) and _code(exc) == KafkaError._INVALID_ARG:
+                    raise  # a configuration error: retrying will not help
+                available.set(0)
+                log.warning(
+                    "%s: cannot start: %s; retrying in %.1f s", self.direction, exc, backoff
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.options.backoff_max)
+                continue
+            available.set(1)
+            log.info("%s: mirroring (%s)", self.direction, session.describe())
+            try:
+                session.run(stop)
+                backoff = self.options.backoff_initial
+            except (Unavailable, KafkaException) as exc:
+                available.set(0)
+                log.warning(
+                    "%s: target %s unavailable: %s; recovering in %.1f s",
+                    self.direction,
+                    self.policy.target.value,
+                    exc,
+                    backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.options.backoff_max)
+            finally:
+                # Nothing may still be in flight when the next session reads the target.
+                session.close(5 if stop.is_set() else _message_timeout(self.options.target) + 5)
+
+    # --- recovery: everything about the position comes from the target -----------------------
+
+    def _recover(self) -> Session:
+        self.metrics.recoveries.labels(self.direction).inc()
+        self._failure = None
+        self._target_end.clear()
+        o = self.options
+        types = [t for t in EVENT_TOPICS if self.policy.shares(t) or t == CERTIFICATION]
+        partitions = self._source_partitions(types)
+        specs = mirrored_topics(self.source_region.value, partitions)
+        try:
+            _, states = create_missing(
+                o.target,
+                [s for s in specs if s.event_type in partitions] + [MIRROR_CHECKPOINT_TOPIC],
+            )
+        except (KafkaException, RuntimeError) as exc:
+            raise Unavailable(f"target cluster: {_reason(exc)}") from exc
+        for state in states:
+            if state.partitions is not None and state.partitions < state.spec.partitions:
+                raise RuntimeError(
+                    f"target topic {state.spec.name} has {state.partitions} partitions, fewer "
+                    f"than its source ({state.spec.partitions}); add partitions to it"
+                )
+        lanes = {
+            (EVENT_TOPICS[t].name, p): Lane(
+                t, EVENT_TOPICS[t].name, p, mirrored_topic_name(self.source_region.value, t)
+            )
+            for t, count in partitions.items()
+            for p in range(count)
+        }
+        for record in read_to_end(
+            o.target, [TopicPartition(MIRROR_CHECKPOINT_TOPIC.name, 0, OFFSET_BEGINNING)]
+        ):
+            point = read_checkpoint(self.source_region, record.key(), record.value())
+            lane = None if point is None else lanes.get((point.topic, point.partition))
+            if point is not None and lane is not None:  # the latest one wins
+                lane.start, lane.target_from = point.position, point.target_offset
+        landed = 0
+        reads = [
+            TopicPartition(lane.target_topic, lane.partition, lane.target_from)
+            for lane in lanes.values()
+        ]
+        for record in read_to_end(o.target, reads, o.recovery_timeout):
+            place = (record.topic(), record.partition())
+            self._target_end[place] = record.offset() + 1
+            origin = Provenance.read(record.headers())
+            lane = None if origin is None else lanes.get((origin.topic, origin.partition))
+            if origin is not None and lane is not None and origin.offset >= lane.start:
+                lane.landed.add(origin.offset)
+                landed += 1
+        for lane in lanes.values():
+            lane.next_offset = lane.consumed = lane.start
+            self._target_end.setdefault((lane.target_topic, lane.partition), lane.target_from)
+        return Session(self, lanes, landed)
+
+    def _source_partitions(self, types: list[str]) -> dict[str, int]:
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            metadata = AdminClient(self.options.source).list_topics(timeout=15)
+        except KafkaException as exc:
+            raise Unavailable(f"source cluster: {_reason(exc)}") from exc
+        found = {}
+        for t in types:
+            topic = metadata.topics.get(EVENT_TOPICS[t].name)
+            if topic is not None and topic.error is None and topic.partitions:
+                found[t] = len(topic.partitions)
+        if CERTIFICATION not in found:
+            raise Unavailable(
+                f"source cluster has no {EVENT_TOPICS[CERTIFICATION].name} topic yet: without "
+                "certifications nothing can be mirrored (run 'batteryloop topics create')"
+            )
+        return found
+
+    # --- delivery reports ------------------------------------------------------------------
+
+    def delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failure = f"{message.topic()}[{message.partition()}]: {error.str()}"
+            return
+        place = (message.topic(), message.partition())
+        end = message.offset() + 1
+        if end > self._target_end.get(place, 0):
+            self._target_end[place] = end
+        if place[0] != MIRROR_CHECKPOINT_TOPIC.name:
+            self._observe_latency(max(0.0, time.time() - message.timestamp()[1] / 1000))
+
+    def client_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN or error.fatal():
+            self._failure = error.str()
+        else:
+            log.debug("%s: %s", self.direction, error.str())
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return str(exc.args[0].str())
+    return str(exc)
+
+
+def _code(exc: KafkaException) -> int | None:
+    error = exc.args[0] if exc.args else None
+    return error.code() if isinstance(error, KafkaError) else None
+
+
+class Session:
+    """One stretch of mirroring with one consumer and one producer, from a recovered position."""
+
+    def __init__(self, agent: MirrorAgent, lanes: dict[tuple[str, int], Lane], landed: int):
+        self.agent = agent
+        self.o = agent.options
+        self.policy = agent.policy
+        self.lanes = lanes
+        self.landed = landed
+        self.certifications = SourceCertifications(agent.source_region)
+        self.cert_topic = EVENT_TOPICS[CERTIFICATION].name
+        self.cert_lanes = {k for k, lane in lanes.items() if lane.event_type == CERTIFICATION}
+        self.cert_pending = set(self.cert_lanes)  # certification partitions not yet read through
+        self.holding: set[Lane] = set()
+        direction = agent.direction
+        m = agent.metrics
+        self._mirrored = {t: m.mirrored.labels(direction, t) for t in EVENT_MODELS}
+        self._redacted = {t: m.redacted.labels(direction, t) for t in EVENT_MODELS}
+        self._filtered = m.filtered
+        self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
+        self._waiting = m.waiting.labels(direction)
+        self._skipped = m.skipped.labels(direction)
+        self.consumer = Consumer(
+            {
+                "auto.offset.reset": "earliest",
+                **self.o.source,
+                "group.id": f"batteryloop-mirror-{direction}",  # never joined, never committed
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        self.producer = Producer(
+            {
+                **PRODUCER_DEFAULTS,
+                **self.o.target,
+                **PRODUCER_ENFORCED,
+                "on_delivery": agent.delivered,
+                "error_cb": agent.client_error,
+            }
+        )
+        # Certification partitions are read from the beginning (the certification state is
+        # rebuilt each session); the others wait until they are read through.
+        self.consumer.assign(
+            [
+                TopicPartition(lane.topic, lane.partition, _offset(lane.start))
+                if lane.event_type != CERTIFICATION
+                else TopicPartition(lane.topic, lane.partition, OFFSET_BEGINNING)
+                for lane in lanes.values()
+            ]
+        )
+        self._pause([lane for k, lane in lanes.items() if k not in self.cert_lanes])
+
+    def describe(self) -> str:
+        resumed = sum(1 for lane in self.lanes.values() if lane.start)
+        return (
+            f"{len(self.lanes)} source partitions, {resumed} resumed from checkpoints, "
+            f"{self.landed} records already on the target"
+        )
+
+    def close(self, timeout: float) -> None:
+        try:
+            self.producer.flush(timeout)
+        finally:
+            self.consumer.close()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        interval = self.o.checkpoint_interval
+        next_checkpoint = time.monotonic() + interval
+        certifications_due = time.monotonic() + self.o.recovery_timeout
+        next_progress = time.monotonic() + 10
+        consume, poll = self.consumer.consume, self.producer.poll
+        while not stop.is_set():
+            messages = consume(self.o.batch_size, 0.1)
+            if self.agent._failure is not None:
+                raise Unavailable(self.agent._failure)
+            now = time.monotonic()
+            self._take(messages, now)
+            if self.holding:
+                self._release(now)
+            poll(0)
+            if now >= next_checkpoint:
+                self.checkpoint()
+                next_checkpoint = now + interval
+            if now >= next_progress:
+                self._progress()
+                next_progress = now + 10
+            if self.cert_pending and now >= certifications_due:
+                log.warning(
+                    "%s: certification partitions %s not read through within %.0f s; "
+                    "mirroring events with the certifications read so far",
+                    self.agent.direction,
+                    sorted(self.cert_pending),
+                    self.o.recovery_timeout,
+                )
+                self.cert_pending.clear()
+                self._resume([lane for k, lane in self.lanes.items() if k not in self.cert_lanes])
+        self.checkpoint()
+
+    def _take(self, messages: list[Message], now: float) -> None:
+        lanes = self.lanes
+        for message in messages:  # certifications first: events of this batch may need them
+            if message.topic() == self.cert_topic and message.error() is None:
+                self._certification(message)
+        for message in messages:
+            if message.error() is not None:
+                self._consumer_event(message)
+                continue
+            lane = lanes[(message.topic(), message.partition())]
+            offset = message.offset()
+            lane.consumed = offset + 1
+            if offset < lane.start:
+                continue  # a certification read again for the state; decided long ago
+            if lane.waiting:
+                lane.waiting.append(Waiting(message, now))
+                if len(lane.waiting) >= self.o.max_waiting and not lane.paused:
+                    self._pause([lane])
+                continue
+            if not self._decide(lane, message, 0.0):
+                lane.waiting.append(Waiting(message, now))
+                self.holding.add(lane)
+
+    def _certification(self, message: Message) -> None:
+        try:
+            event_type, record = self.o.source_serde.decode(message.value())
+            if event_type == CERTIFICATION:
+                EVENT_MODELS[event_type].model_validate(record)
+                self.certifications.add(record)
+        except (DecodeError, ValidationError):
+            pass  # counted as invalid when it is decided
+
+    def _consumer_event(self, message: Message) -> None:
+        error = message.error()
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("%s: source: %s", self.agent.direction, error.str())
+            return
+        key = (message.topic(), message.partition())
+        if key in self.cert_pending:
+            self.cert_pending.discard(key)
+            if not self.cert_pending:  # certifications read through: let the events come
+                self._resume([lane for k, lane in self.lanes.items() if k not in self.cert_lanes])
+
+    def _decide(self, lane: Lane, message: Message, waited: float) -> bool:
+        """Mirror or filter one record; False when it has to wait for a certification."""
+        offset = message.offset()
+        if offset in lane.landed:
+            lane.landed.discard(offset)
+            lane.next_offset = offset + 1
+            self.agent.totals.skipped += 1
+            self._skipped.inc()
+            return True
+        try:
+            event_type, record = self.o.source_serde.decode(
+                message.value(), topic=lane.topic, partition=lane.partition, offset=offset
+            )
+            if event_type != lane.event_type:
+                raise DecodeError(f"a {event_type} event in the {lane.event_type} topic")
+            EVENT_MODELS[event_type].model_validate(record)
+            origin = Provenance.read(message.headers())
+        except (DecodeError, ValidationError, ValueError) as exc:
+            self._filter(lane, offset, Reason.invalid, exc)
+            return True
+        verdict = judge(
+            self.policy, self.certifications, event_type, record, origin, waited, self.o.grace
+        )
+        if verdict.action is Action.hold:
+            return False
+        if verdict.action is Action.filter:
+            assert verdict.reason is not None
+            self._filter(lane, offset, verdict.reason)
+            return True
+        counted = self.policy.redact_counted(event_type, record)
+        assert counted is not None  # only shared types are read
+        shared, redacted = counted
+        value = self.o.target_serde.encode_as(
+            self.policy.shared_schemas[event_type], shared, lane.target_topic
+        )
+        key = shared.get(EVENT_MODELS[event_type].KEY_FIELD)
+        headers = Provenance(
+            origin.region if origin else self.agent.source_region.value,
+            lane.topic,
+            lane.partition,
+            offset,
+            (origin.hops if origin else 0) + 1,
+        ).headers()
+        if verdict.recognised:
+            headers.append((RECOGNISED, verdict.recognised.encode()))
+        self._produce(
+            lane.target_topic,
+            value,
+            None if key is None else str(key).encode(),
+            lane.partition,
+            headers,
+            message.timestamp()[1],
+        )
+        lane.next_offset = offset + 1
+        totals = self.agent.totals
+        totals.mirrored += 1
+        totals.redacted += redacted
+        self._mirrored[event_type].inc()
+        if redacted:
+            self._redacted[event_type].inc(redacted)
+        return True
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        partition: int,
+        headers: list[tuple[str, bytes]] | None = None,
+        timestamp: int = 0,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value, key, partition=partition, headers=headers, timestamp=timestamp
+                )
+                return
+            except BufferError:  # the local queue is full: wait for acknowledgements
+                self.producer.poll(0.1)
+                if self.agent._failure is not None:
+                    raise Unavailable(self.agent._failure) from None
+
+    def _filter(
+        self, lane: Lane, offset: int, reason: Reason, error: Exception | None = None
+    ) -> None:
+        lane.next_offset = offset + 1
+        self.agent.totals.filtered += 1
+        self.agent.totals.filtered_by_reason[reason.value] += 1
+        self._filtered.labels(self.agent.direction, lane.event_type, reason.value).inc()
+        if error is not None and time.monotonic() - self.agent._invalid_logged > 10:
+            self.agent._invalid_logged = time.monotonic()
+            log.warning(
+                "%s: not mirrored, invalid (more are counted in batteryloop_mirror_filtered_total"
+                '{reason="invalid"}, not logged for 10 s): %s',
+                self.agent.direction,
+                error,
+            )
+
+    def _release(self, now: float) -> None:
+        for lane in list(self.holding):
+            while lane.waiting:
+                head = lane.waiting[0]
+                if not self._decide(lane, head.message, now - head.arrived):
+                    break
+                lane.waiting.popleft()
+            if not lane.waiting:
+                self.holding.discard(lane)
+            if lane.paused and len(lane.waiting) < self.o.max_waiting // 2:
+                self._resume([lane])
+
+    def _pause(self, lanes: list[Lane]) -> None:
+        if lanes:
+            self.consumer.pause([TopicPartition(lane.topic, lane.partition) for lane in lanes])
+            for lane in lanes:
+                lane.paused = True
+
+    def _resume(self, lanes: list[Lane]) -> None:
+        lanes = [lane for lane in lanes if lane.paused and len(lane.waiting) < self.o.max_waiting]
+        if lanes:
+            self.consumer.resume([TopicPartition(lane.topic, lane.partition) for lane in lanes])
+            for lane in lanes:
+                lane.paused = False
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Wait for every acknowledgement, then record each partition's position on the target."""
+        remaining = self.producer.flush(_message_timeout(self.o.target) + 5)
+        if self.agent._failure is not None or remaining:
+            raise Unavailable(self.agent._failure or f"{remaining} records unacknowledged")
+        ends = self.agent._target_end
+        waiting = lag = 0
+        for lane in self.lanes.values():
+            position, target_offset = lane.checkpoint(
+                ends.get((lane.target_topic, lane.partition), 0)
+            )
+            if position != lane.checkpointed:
+                self._produce(
+                    MIRROR_CHECKPOINT_TOPIC.name,
+                    checkpoint_value(position, target_offset),
+                    checkpoint_key(self.agent.source_region, lane.topic, lane.partition),
+                    0,
+                )
+                lane.checkpointed = position
+            waiting += len(lane.waiting)
+        lags: Tally[str] = Tally()
+        for lane in self.lanes.values():
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(lane.topic, lane.partition), cached=True
+            )
+            if high >= 0:
+                lags[lane.event_type] += max(0, high - lane.consumed)
+        for event_type, behind in lags.items():
+            self._lag[event_type].set(behind)
+            lag += behind
+        self._waiting.set(waiting)
+        self.agent.totals.waiting, self.agent.totals.lag = waiting, lag
+        self.producer.poll(0)
+
+    def _progress(self) -> None:
+        t = self.agent.totals
+        log.info(
+            "%s: %d mirrored, %d filtered, %d fields redacted, %d waiting, source lag %d",
+            self.agent.direction,
+            t.mirrored,
+            t.filtered,
+            t.redacted,
+            t.waiting,
+            t.lag,
+        )
+
+
+def _offset(start: int) -> int:
+    return OFFSET_BEGINNING if start == 0 else start
+
+
+def _message_timeout(config: dict[str, str]) -> float:
+    value = config.get("message.timeout.ms", PRODUCER_DEFAULTS["message.timeout.ms"])
+    return int(value) / 1000
+
+
+def run_mirror(options: MirrorOptions, stop: threading.Event | None = None) -> MirrorAgent:
+    """Run an agent in this thread until ``stop`` is set (SIGTERM and Ctrl-C set it)."""
+    import signal
+
+    stop = stop or threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+    agent = MirrorAgent(options)
+    agent.run(stop)
+    return agent

@@ -1,0 +1,260 @@
+"""What the mirror decides, record by record, and what it keeps per source partition; no Kafka.
+
+**Which records cross.** A record of the source region's event topics is mirrored when its type
+is shared under the policy, it decodes and validates, it did not originate in the target region
+(its envelope's region, or the origin named by provenance headers of an earlier crossing), and
+its operator is certified under the *source* region's scheme at the time the event occurred
+(certification events tell who is, and are themselves shared when they state a source-region
+certification). An event whose operator has no known source-region certification at all
+*waits* up to a grace period for one to arrive (certification and first events may be
+published at the same moment); after that it is filtered as uncertified.
+
+**Order and position.** Records of one source partition go to the same partition of the target
+topic in source-offset order; a waiting record holds the records behind it in its partition.
+So one offset per source partition says where mirroring stands: below it, every record is
+decided and, if mirrored, acknowledged by the target. The agent writes it to the target as a
+checkpoint, with the target partition's end at that moment; on recovery, every mirrored record
+from that target offset on names, in its provenance headers, a source offset at or after the
+checkpoint that has landed already (see :class:`Lane`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from connectors.mirror.policy import SharingPolicy
+from schemas.values import Region
+from streams.domain.entities import CertificationIndex
+from streams.domain.quantities import micros
+
+PREFIX = "batteryloop-"
+ORIGIN_REGION = "batteryloop-origin-region"
+ORIGIN_TOPIC = "batteryloop-origin-topic"
+ORIGIN_PARTITION = "batteryloop-origin-partition"
+ORIGIN_OFFSET = "batteryloop-origin-offset"
+HOPS = "batteryloop-hops"
+#: On the receiving side: the source-region certificate under which the record was accepted,
+#: ``<scheme region>:<certificate id>``; the partner recognises it (mutual certification).
+RECOGNISED = "batteryloop-recognised"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a mirrored record came from, carried in its headers."""
+
+    region: str
+    topic: str
+    partition: int
+    offset: int
+    hops: int
+
+    def headers(self) -> Headers:
+        return [
+            (ORIGIN_REGION, self.region.encode()),
+            (ORIGIN_TOPIC, self.topic.encode()),
+            (ORIGIN_PARTITION, str(self.partition).encode()),
+            (ORIGIN_OFFSET, str(self.offset).encode()),
+            (HOPS, str(self.hops).encode()),
+        ]
+
+    @staticmethod
+    def read(headers: Headers | None) -> Provenance | None:
+        """The provenance in ``headers``, None when there is none; ValueError when malformed."""
+        if not headers:
+            return None
+        found = {k: v for k, v in headers if k.startswith(PREFIX)}
+        if ORIGIN_REGION not in found:
+            return None
+        try:
+            return Provenance(
+                found[ORIGIN_REGION].decode(),
+                found[ORIGIN_TOPIC].decode(),
+                int(found[ORIGIN_PARTITION]),
+                int(found[ORIGIN_OFFSET]),
+                int(found[HOPS]),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"malformed provenance headers {sorted(found)}: {exc!r}") from exc
+
+
+class Reason(StrEnum):
+    """Why a record read from the source was not mirrored (a metric label)."""
+
+    invalid = "invalid"  # does not decode or validate (the processors dead-letter it)
+    from_target_region = "from_target_region"  # it came from the target region: never back
+    uncertified = "uncertified"  # its operator holds no source-region certification then
+    foreign_scheme = "foreign_scheme"  # a certification under the target region's scheme
+
+
+class Action(StrEnum):
+    mirror = "mirror"
+    hold = "hold"
+    filter = "filter"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    reason: Reason | None = None
+    recognised: str | None = None  # "<scheme region>:<certificate id>"
+
+
+MIRROR = Verdict(Action.mirror)
+HOLD = Verdict(Action.hold)
+
+
+class SourceCertifications:
+    """Who is certified under the source region's scheme, and when, from certification events."""
+
+    def __init__(self, region: Region) -> None:
+        self.region = region.value
+        self._facts: dict[str, dict[str, dict[str, Any]]] = {}  # operator -> event id -> fact
+        self._index: dict[str, CertificationIndex] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Take in a decoded certification event (other schemes' are ignored)."""
+        if record["scheme_region"] != self.region:
+            return
+        until = record.get("valid_until")
+        fact = {
+            "eid": str(record["event_id"]),
+            "at": _us(record["occurred_at"]),
+            "action": record["action"],
+            "scheme_region": record["scheme_region"],
+            "scheme": record["scheme"],
+            "certificate": record["certificate_id"],
+            "until": None if until is None else _us(until),
+        }
+        operator = record["subject_operator_id"]
+        self._facts.setdefault(operator, {})[fact["eid"]] = fact
+        self._index.pop(operator, None)
+
+    def known(self, operator: str) -> bool:
+        return operator in self._facts
+
+    def covering(self, operator: str, at: int) -> dict[str, Any] | None:
+        facts = self._facts.get(operator)
+        if facts is None:
+            return None
+        index = self._index.get(operator)
+        if index is None:
+            index = self._index[operator] = CertificationIndex(facts.values())
+        return index.covering(at)
+
+
+def _us(value: datetime | int) -> int:
+    return value if isinstance(value, int) else micros(value)
+
+
+def judge(
+    policy: SharingPolicy,
+    certifications: SourceCertifications,
+    event_type: str,
+    record: dict[str, Any],
+    origin: Provenance | None,
+    waited: float,
+    grace: float,
+) -> Verdict:
+    """Decide one decoded, valid record of a shared type. ``waited``: seconds it has waited."""
+    target = policy.target.value
+    if record["region"] == target or (origin is not None and origin.region == target):
+        return Verdict(Action.filter, Reason.from_target_region)
+    if event_type == "certification":
+        if record["scheme_region"] != policy.source.value:
+            return Verdict(Action.filter, Reason.foreign_scheme)
+        if record["action"] == "certified":
+            return Verdict(
+                Action.mirror, recognised=f"{record['scheme_region']}:{record['certificate_id']}"
+            )
+        return MIRROR
+    operator = record["operator_id"]
+    fact = certifications.covering(operator, _us(record["occurred_at"]))
+    if fact is not None:
+        return Verdict(Action.mirror, recognised=f"{fact['scheme_region']}:{fact['certificate']}")
+    if not certifications.known(operator) and waited < grace:
+        return HOLD
+    return Verdict(Action.filter, Reason.uncertified)
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A record read from the source and not decided yet, with when it was read."""
+
+    message: Any  # a confluent_kafka.Message (kept opaque here)
+    arrived: float
+
+
+@dataclass(slots=True, eq=False)  # one object per partition: hashed by identity
+class Lane:
+    """One source partition on its way to the same partition of its target topic.
+
+    ``start`` is the checkpointed offset: every record below it is decided and landed.
+    ``landed`` holds the source offsets at or after ``start`` that recovery found on the target
+    already, reading from ``target_from``; they are skipped when read again and forgotten once
+    passed. Until then a checkpoint must keep ``target_from``: those records lie after it.
+    """
+
+    event_type: str
+    topic: str
+    partition: int
+    target_topic: str
+    start: int = 0
+    target_from: int = 0
+    landed: set[int] = field(default_factory=set)
+    next_offset: int = 0  # below this, every record is decided
+    consumed: int = 0  # the next offset the consumer will hand over
+    waiting: deque[Waiting] = field(default_factory=deque)
+    checkpointed: int = -1
+    paused: bool = False
+
+    def position(self) -> int:
+        """Where this lane stands: the first record not yet decided (the checkpoint)."""
+        return self.waiting[0].message.offset() if self.waiting else self.next_offset
+
+    def checkpoint(self, target_end: int) -> tuple[int, int]:
+        """(position, target offset) to record once every record produced so far is
+        acknowledged and ``target_end`` is the target partition's end: every record this lane
+        has yet to find or write on the target lies at or after that target offset."""
+        return self.position(), self.target_from if self.landed else target_end
+
+
+# --- checkpoints: the position, kept on the target cluster ---------------------------------------
+
+
+def checkpoint_key(source: Region, topic: str, partition: int) -> bytes:
+    return f"{source.value}/{topic}/{partition}".encode()
+
+
+def checkpoint_value(position: int, target_offset: int) -> bytes:
+    return json.dumps({"position": position, "target_offset": target_offset}).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    topic: str
+    partition: int
+    position: int  # source offset: below it, everything decided and landed
+    target_offset: int  # target partition offset: every later mirrored record is at or after it
+
+
+def read_checkpoint(source: Region, key: bytes | None, value: bytes | None) -> Checkpoint | None:
+    """The checkpoint in a record of the checkpoint topic; None for another source's, or a
+    malformed one (the caller then starts that partition from an earlier checkpoint or the
+    beginning, which is safe)."""
+    if key is None or value is None:
+        return None
+    try:
+        region, topic, partition = key.decode().split("/")
+        if region != source.value:
+            return None
+        data = json.loads(value)
+        return Checkpoint(topic, int(partition), int(data["position"]), int(data["target_offset"]))
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,488 @@
+"""The faust-streaming worker: lifecycle events in; passports, lots, tallies and alerts out.
+
+Topology (one app per region, ``batteryloop-eu`` / ``batteryloop-jp``)::
+
+    batteryloop.events.*  --route-->  batteryloop.internal.entity-messages  --entities-->
+        tables lots, batteries, operators, recycled_content, recovery   (changelogged)
+        batteryloop.passports, .lots, .tallies.*, .operators, .alerts    (compacted)
+        batteryloop.internal.entity-messages                            (profiles, contributions)
+    bad records  -->  batteryloop.dead-letters  (headers: error, topic, partition, offset)
+
+``route`` decodes and validates each event and splits it into messages per entity key
+(:mod:`.routing`); ``entities`` applies them (:mod:`.entities`). Both work on batches
+(``take_events``): an entity touched many times in a batch is loaded, recomputed and written
+once. Delivery is at least once; the entities make that effectively once (see
+:mod:`.entities`), so no Kafka transactions are needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import faust
+from confluent_kafka import KafkaError, Producer
+from faust.streams import _current_event
+from faust.web import Request, Response, View
+from mode.supervisors import CrashingSupervisor
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import ValidationError
+
+from schemas.events import EVENT_MODELS, Event
+from schemas.serde import (
+    DecodeError,
+    Serde,
+    describe_validation_error,
+    schema_registry_client,
+)
+from schemas.topics import (
+    DEAD_LETTER_TOPIC,
+    DOCUMENT_TOPICS,
+    ENTITY_MESSAGES_TOPIC,
+    EVENT_PARTITIONS,
+    EVENT_TOPICS,
+)
+from schemas.values import Region
+from streams.domain.engine import chunked_json, dumps, group_by_key, loads, process_batch
+from streams.domain.entities import Config, State, document, due, operator_certified
+from streams.domain.quantities import micros
+from streams.domain.routing import Addressed, battery_key, lot_key, operator_key, route_batch
+
+log = logging.getLogger(__name__)
+
+#: Entity kind (the key's prefix) -> table name.
+TABLES = {
+    "lot": "lots",
+    "battery": "batteries",
+    "operator": "operators",
+    "recycled-content": "recycled_content",
+    "recovery": "recovery",
+    # one tally's per-source contributions, kept beside the tally (same partition)
+    "recycled-content-part": "recycled_content_parts",
+    "recovery-part": "recovery_parts",
+}
+#: Largest entity-messages record the worker writes (bytes of JSON, roughly).
+RECORD_BYTES = 256 * 1024
+_TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    region: Region
+    bootstrap: str
+    store: str = "rocksdb://"  # or "memory://"
+    data_dir: str = "batteryloop-data"
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    grace_seconds: float = 3600.0
+    tick_seconds: float = 5.0
+    route_batch: int = 2000
+    entity_batch: int = 5000
+    batch_within: float = 0.05
+    session_timeout: float = 10.0
+    #: How long a rebalance waits for members to rejoin; a SIGKILLed member is waited for this
+    #: long on some brokers before its partitions move.
+    rebalance_timeout: float = 60.0
+    schema_registry_url: str | None = None
+    #: librdkafka properties for the worker's producer (SASL, TLS, tuning).
+    kafka: dict[str, str] = field(default_factory=dict)
+
+
+class Metrics:
+    """Prometheus metrics of one worker (own registry, so tests can run several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "batteryloop_events_routed_total",
+            "Lifecycle events decoded, validated and routed",
+            ["event_type"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "batteryloop_dead_letters_total",
+            "Records sent to the dead-letter topic",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.messages = Counter(
+            "batteryloop_entity_messages_total",
+            "Messages applied to entities",
+            ["entity"],
+            registry=self.registry,
+        )
+        self.documents = Counter(
+            "batteryloop_documents_published_total",
+            "Documents published (passports, lots, tallies, operators, alerts)",
+            ["output"],
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "batteryloop_batch_seconds",
+            "Time to process one batch",
+            ["stage"],
+            registry=self.registry,
+        )
+
+
+class Processors:
+    """The faust app with its topics, tables, agents, timer and web views."""
+
+    def __init__(self, options: WorkerOptions, serde: Serde | None = None) -> None:
+        self.options = options
+        self.config = Config(grace_ms=int(options.grace_seconds * 1000))
+        if serde is None:
+            url = options.schema_registry_url
+            serde = Serde(schema_registry_client(url) if url else None)
+        self.serde = serde
+        self.metrics = Metrics()
+        self._due: dict[str, int] = {}
+        self._scanned = False
+        app = self.app = faust.App(
+            f"batteryloop-{options.region.value.lower()}",
+            broker=f"kafka://{options.bootstrap}",
+            store=options.store,
+            datadir=options.data_dir,
+            web_port=options.web_port,
+            web_bind=options.web_host,
+            web_host=options.web_host,
+            canonical_url=f"http://{options.web_host}:{options.web_port}",
+            topic_partitions=EVENT_PARTITIONS,
+            topic_replication_factor=1,
+            topic_allow_declare=True,
+            broker_session_timeout=options.session_timeout,
+            broker_rebalance_timeout=options.rebalance_timeout,
+            broker_heartbeat_interval=max(1.0, options.session_timeout / 4),
+            consumer_auto_offset_reset="earliest",
+            producer_linger_ms=20,
+            producer_acks=-1,
+            key_serializer="raw",
+            value_serializer="raw",
+            table_standby_replicas=0,
+            autodiscover=False,
+        )
+        raw = {"key_type": bytes, "value_type": bytes}
+        self.event_topics = app.topic(*(s.name for s in EVENT_TOPICS.values()), **raw)
+        self.entity_topic = app.topic(
+            ENTITY_MESSAGES_TOPIC.name, partitions=ENTITY_MESSAGES_TOPIC.partitions, **raw
+        )
+        self.tables = {
+            kind: app.Table(
+                name,
+                default=None,
+                partitions=ENTITY_MESSAGES_TOPIC.partitions,
+                key_type=bytes,
+                value_type=bytes,
+            )
+            for kind, name in TABLES.items()
+        }
+        # Records the agents write (entity messages, documents, changelogs, dead letters) go
+        # through librdkafka: with faust's own producer, record by record, end-to-end
+        # throughput was half (BENCHMARKS.md). Each batch is flushed
+        # before the agent takes the next one, so no offset is committed for input whose
+        # output is not yet durable (faust commits only offsets of events already processed).
+        self.producer = Producer(
+            {
+                **options.kafka,
+                "bootstrap.servers": options.bootstrap,
+                "linger.ms": 5,
+                "acks": "all",
+                "enable.idempotence": True,
+                "compression.type": "lz4",
+                # Same partition for a key as Java clients and faust (murmur2).
+                "partitioner": "murmur2_random",
+            }
+        )
+        self._delivery_errors: list[str] = []
+        self._changelogs = {
+            table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()
+        }
+        # An agent that crashes stops the worker: restarting just the agent would carry on
+        # after the failed batch, whose offsets then get committed with later ones. A restarted
+        # worker instead resumes from the last committed offset and redoes the batch.
+        crash = {"supervisor_strategy": CrashingSupervisor}
+        app.agent(self.event_topics, name="route", **crash)(self._route)
+        app.agent(self.entity_topic, name="entities", **crash)(self._entities)
+        app.timer(options.tick_seconds)(self._tick)
+        self._add_views()
+
+    # --- route: events -> entity messages -------------------------------------------------
+
+    async def _route(self, stream: Any) -> Any:
+        async for events in stream.take_events(self.options.route_batch, self.options.batch_within):
+            started = time.perf_counter()
+            valid = [e for e in (self._decode(ev.message) for ev in events) if e is not None]
+            self._send_messages(route_batch(valid))
+            per_type: dict[str, int] = defaultdict(int)
+            for event in valid:
+                per_type[event.event_type] += 1
+            for event_type, count in per_type.items():
+                self.metrics.events.labels(event_type).inc(count)
+            self._flush()
+            self.metrics.batch_seconds.labels("route").observe(time.perf_counter() - started)
+            yield len(events)
+
+    def _decode(self, message: Any) -> Event | None:
+        """The event in a record, or None after dead-lettering the record with the reason."""
+        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        try:
+            event_type, record = self.serde.decode(message.value, **where)
+            expected = _TOPIC_EVENT_TYPE.get(message.topic)
+            if expected is not None and event_type != expected:
+                raise DecodeError(f"a {event_type} event on the {expected} topic", **where)
+            return EVENT_MODELS[event_type].model_validate(record)
+        except DecodeError as exc:
+            reason = exc.reason
+        except ValidationError as exc:
+            reason = f"invalid {event_type} event: {describe_validation_error(exc)}"
+        self._dead_letter(message, reason)
+        return None
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        log.warning(
+            "dead letter from %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        self._produce(
+            DEAD_LETTER_TOPIC.name,
+            message.key,
+            message.value,
+            headers=[
+                ("error", reason.encode()),
+                ("topic", message.topic.encode()),
+                ("partition", str(message.partition).encode()),
+                ("offset", str(message.offset).encode()),
+                ("stage", b"processors"),
+            ],
+        )
+        self.metrics.dead_letters.labels(message.topic).inc()
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int = -1,  # -1: by key
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self.producer.poll(0.1)
+
+    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self._delivery_errors.append(f"{message.topic()}: {error.str()}")
+
+    def _flush(self) -> None:
+        """Wait until every record of this batch is acknowledged; fail loudly if one was not.
+
+        A failure stops the worker before the batch's offsets are committed, so a restart
+        processes the batch again (idempotently) instead of losing its output.
+        """
+        remaining = self.producer.flush(60)
+        if remaining or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise RuntimeError(
+                f"{remaining} record(s) undelivered after 60 s; delivery errors: {errors[:5]}"
+            )
+
+    def _send_messages(self, messages: Iterable[Addressed]) -> None:
+        # One record per entity per batch (fewer, larger records for the next stage), split
+        # so that no record comes near the brokers' default 1 MB limit.
+        for key, batch in group_by_key(messages).items():
+            for record in chunked_json(batch, RECORD_BYTES):
+                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), record)
+
+    # --- entities: messages -> state, documents, more messages ------------------------------
+
+    async def _entities(self, stream: Any) -> Any:
+        batch_size, within = self.options.entity_batch, self.options.batch_within
+        async for events in stream.take_events(batch_size, within):
+            started = time.perf_counter()
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            now = _now_ms()
+            for partition_events in by_partition.values():
+                self._apply(partition_events, now)
+            self._flush()
+            self.metrics.batch_seconds.labels("entities").observe(time.perf_counter() - started)
+            yield len(events)
+
+    def _apply(self, events: list[Any], now: int) -> None:
+        # An entity's state lives in the partition of its key, in the table's store and its
+        # changelog. The RocksDB store picks its partition from faust's "current event": point
+        # that at this partition's records.
+        partition = events[-1].message.partition
+        _current_event.set(weakref.ref(events[-1]))
+        addressed = [
+            (event.message.key.decode(), message)
+            for event in events
+            for message in loads(event.message.value)
+        ]
+        loaded: dict[str, bytes | None] = {}
+
+        def load(key: str) -> State | None:
+            raw = loaded[key] = self._table(key).data.get(key.encode())
+            return None if raw is None else loads(raw)
+
+        states, fx = process_batch(addressed, load, now, self.config)
+        for key, state in states.items():
+            value = dumps(state)
+            if value != loaded.get(key):
+                # What Table.__setitem__ does, with the changelog record sent through
+                # librdkafka to the same partition (faust's producer is the bottleneck).
+                table = self._table(key)
+                table.data[key.encode()] = value
+                self._produce(
+                    self._changelogs[table.name], key.encode(), value, partition=partition
+                )
+            self._track_due(key, state)
+        per_kind: dict[str, int] = defaultdict(int)
+        for key, _ in addressed:
+            per_kind[key.split("/", 1)[0]] += 1
+        for kind, count in per_kind.items():
+            self.metrics.messages.labels(kind).inc(count)
+        self._send_messages(fx.messages)
+        for output, key, doc in fx.published:
+            self._produce(DOCUMENT_TOPICS[output].name, key.encode(), dumps(doc))
+            self.metrics.documents.labels(output).inc()
+
+    def _table(self, key: str) -> Any:
+        try:
+            return self.tables[key.split("/", 1)[0]]
+        except KeyError:
+            raise ValueError(f"no table for entity key {key!r}") from None
+
+    def _track_due(self, key: str, state: State) -> None:
+        when = due(key, state, self.config)
+        if when is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = when
+
+    # --- tick: alerts that wait for a grace period -------------------------------------------
+
+    async def _tick(self) -> None:
+        if not self._scanned:
+            # After a restart the index of waiting entities is rebuilt from the local tables.
+            for kind in ("lot", "battery", "operator"):
+                for key, raw in self.tables[kind].items():
+                    self._track_due(key.decode(), loads(raw))
+            self._scanned = True
+        now = _now_ms()
+        for key, when in sorted(self._due.items()):
+            if when <= now:
+                # Through the topic, so the tick is applied in order with the entity's messages.
+                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), dumps([{"m": "tick"}]))
+                del self._due[key]
+        self._flush()
+
+    # --- read views ------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The current document of an entity held by this worker, or None."""
+        raw = self._table(key).get(key.encode())
+        if raw is None:
+            return None
+        return document(key, loads(raw), _now_ms(), self.config)
+
+    def passport(self, battery_id: str) -> dict[str, Any] | None:
+        doc = self.lookup(battery_key(battery_id))
+        if doc is not None:
+            # Operators are keyed apart from batteries: this answers for operators this worker
+            # holds (all of them with one worker per region).
+            operator = self.lookup(operator_key(doc["manufacturer_id"]))
+            made = micros(datetime.fromisoformat(doc["manufactured_at"]))
+            doc["manufacturer_certified"] = operator_certified(operator, _now_us())
+            doc["manufacturer_certified_at_manufacture"] = operator_certified(operator, made)
+        return doc
+
+    def listing(self, kind: str) -> list[dict[str, Any]]:
+        now = _now_ms()
+        docs = (
+            document(k.decode(), loads(v), now, self.config) for k, v in self.tables[kind].items()
+        )
+        return [d for d in docs if d is not None]
+
+    def _add_views(self) -> None:
+        processors = self
+        app = self.app
+
+        def found(view: View, doc: Any, what: str) -> Response:
+            if doc is None:
+                return view.json({"error": f"{what} not found on this worker"}, status=404)
+            return view.json(doc)
+
+        @app.page("/passports/{battery_id}")
+        class PassportView(View):
+            async def get(self, request: Request, battery_id: str) -> Response:
+                doc = processors.passport(battery_id)
+                return found(self, doc, f"battery {battery_id}")
+
+        @app.page("/lots/{lot_id}")
+        class LotView(View):
+            async def get(self, request: Request, lot_id: str) -> Response:
+                return found(self, processors.lookup(lot_key(lot_id)), f"lot {lot_id}")
+
+        @app.page("/operators/{operator_id}")
+        class OperatorView(View):
+            async def get(self, request: Request, operator_id: str) -> Response:
+                doc = processors.lookup(operator_key(operator_id))
+                return found(self, doc, f"operator {operator_id}")
+
+        @app.page("/tallies/recycled-content")
+        class RecycledContentView(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(processors.listing("recycled-content"))
+
+        @app.page("/tallies/recovery-efficiency")
+        class RecoveryView(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(processors.listing("recovery"))
+
+        @app.page("/metrics")
+        class MetricsView(View):
+            async def get(self, request: Request) -> Response:
+                body = generate_latest(processors.metrics.registry)
+                return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def run_worker(options: WorkerOptions, loglevel: str = "info") -> None:
+    """Run the processors until SIGTERM or SIGINT (faust's worker handles both)."""
+    processors = Processors(options)
+    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,184 @@
+"""The mirror's decisions without a broker: provenance, eligibility, positions."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.mirror import policy as sharing
+from connectors.mirror.replication import (
+    Action,
+    Checkpoint,
+    Lane,
+    Provenance,
+    Reason,
+    SourceCertifications,
+    Waiting,
+    checkpoint_key,
+    checkpoint_value,
+    judge,
+    read_checkpoint,
+)
+from schemas.events import Event
+from schemas.serde import Serde
+from schemas.values import Region
+from tests.strategies import events
+
+POLICY = sharing.load(sharing.shipped("eu-to-jp"), b"a-shared-secret-of-the-agreement")
+MAKER = "BPNL0000000PCK01"
+
+
+def at(year: int) -> datetime:
+    return datetime(year, 1, 1, tzinfo=UTC)
+
+
+def certification(
+    subject: str, when: datetime, action: str = "certified", scheme_region: str = "EU", **more: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": f"cert-{subject}-{when.year}-{action}",
+        "occurred_at": when,
+        "region": "EU",
+        "subject_operator_id": subject,
+        "action": action,
+        "scheme_region": scheme_region,
+        "scheme": "Catena-X conformity assessment",
+        "certificate_id": f"CX-{when.year}",
+        "valid_until": more.get("valid_until"),
+    }
+
+
+IN_2031 = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def event(operator: str = MAKER, when: datetime = IN_2031, region: str = "EU") -> dict[str, Any]:
+    return {"operator_id": operator, "occurred_at": when, "region": region}
+
+
+@given(
+    st.sampled_from(["EU", "JP"]),
+    st.text(min_size=1, max_size=60),
+    st.integers(0, 10_000),
+    st.integers(0, 2**62),
+    st.integers(0, 50),
+)
+def test_provenance_round_trips_through_headers(
+    region: str, topic: str, partition: int, offset: int, hops: int
+) -> None:
+    origin = Provenance(region, topic, partition, offset, hops)
+    assert Provenance.read([("other", b"x"), *origin.headers()]) == origin
+
+
+def test_provenance_absent_or_malformed() -> None:
+    assert Provenance.read(None) is None
+    assert Provenance.read([("traceparent", b"00-ab")]) is None
+    with pytest.raises(ValueError, match="malformed provenance"):
+        Provenance.read([("batteryloop-origin-region", b"EU"), ("batteryloop-hops", b"x")])
+
+
+def test_an_event_crosses_when_its_operator_is_certified_in_the_source_region() -> None:
+    certs = SourceCertifications(Region.EU)
+    certs.add(certification(MAKER, at(2030)))
+    verdict = judge(POLICY, certs, "manufacture", event(), None, 0.0, 10.0)
+    assert verdict.action is Action.mirror
+    assert verdict.recognised == "EU:CX-2030"
+    # before the certificate: known operator, not covered, decided at once
+    early = judge(POLICY, certs, "manufacture", event(when=at(2029)), None, 0.0, 10.0)
+    assert (early.action, early.reason) == (Action.filter, Reason.uncertified)
+
+
+def test_revoked_expired_and_other_scheme_certificates_do_not_count() -> None:
+    certs = SourceCertifications(Region.EU)
+    certs.add(certification(MAKER, at(2030)))
+    certs.add(certification(MAKER, at(2032), action="revoked"))
+    assert judge(POLICY, certs, "manufacture", event(when=at(2033)), None, 0, 10).action == "filter"
+    expiring = SourceCertifications(Region.EU)
+    expiring.add(certification(MAKER, at(2030), valid_until=at(2031)))
+    assert judge(POLICY, expiring, "manufacture", event(when=at(2032)), None, 0, 10).reason == (
+        Reason.uncertified
+    )
+    japanese = SourceCertifications(Region.EU)
+    japanese.add(certification(MAKER, at(2030), scheme_region="JP"))  # not the source's scheme
+    assert not japanese.known(MAKER)
+
+
+def test_an_unknown_operator_waits_for_the_grace_period_then_is_filtered() -> None:
+    certs = SourceCertifications(Region.EU)
+    assert judge(POLICY, certs, "manufacture", event(), None, 3.0, 10.0).action is Action.hold
+    late = judge(POLICY, certs, "manufacture", event(), None, 10.0, 10.0)
+    assert (late.action, late.reason) == (Action.filter, Reason.uncertified)
+
+
+def test_nothing_goes_back_to_where_it_came_from() -> None:
+    certs = SourceCertifications(Region.EU)
+    certs.add(certification(MAKER, at(2030)))
+    from_jp = judge(POLICY, certs, "manufacture", event(region="JP"), None, 0, 10)
+    assert from_jp.reason is Reason.from_target_region
+    crossed = Provenance("JP", "batteryloop.events.manufacture", 0, 1, 1)
+    assert judge(POLICY, certs, "manufacture", event(), crossed, 0, 10).reason == (
+        Reason.from_target_region
+    )
+
+
+def test_certifications_cross_when_they_are_the_source_regions() -> None:
+    certs = SourceCertifications(Region.EU)
+    own = judge(POLICY, certs, "certification", certification(MAKER, at(2030)), None, 0, 10)
+    assert (own.action, own.recognised) == (Action.mirror, "EU:CX-2030")
+    other = certification(MAKER, at(2030), scheme_region="JP")
+    assert judge(POLICY, certs, "certification", other, None, 0, 10).reason == (
+        Reason.foreign_scheme
+    )
+
+
+class _Message:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_a_lane_keeps_its_recovered_target_offset_until_the_landed_records_are_passed() -> None:
+    lane = Lane("manufacture", "batteryloop.events.manufacture", 0, "eu.x", start=10)
+    lane.target_from, lane.landed, lane.next_offset = 40, {10, 11}, 10
+    assert lane.checkpoint(target_end=42) == (10, 40)
+    lane.next_offset = 11
+    lane.landed.discard(10)
+    assert lane.checkpoint(target_end=42) == (11, 40)
+    lane.landed.discard(11)
+    lane.next_offset = 12
+    assert lane.checkpoint(target_end=42) == (12, 42)
+    lane.waiting = deque([Waiting(_Message(12), 0.0), Waiting(_Message(13), 0.0)])
+    lane.next_offset = 14
+    assert lane.position() == 12  # a waiting record holds the position back
+
+
+def test_checkpoints_round_trip_and_bad_ones_are_ignored() -> None:
+    key = checkpoint_key(Region.EU, "batteryloop.events.refining", 3)
+    assert read_checkpoint(Region.EU, key, checkpoint_value(17, 99)) == Checkpoint(
+        "batteryloop.events.refining", 3, 17, 99
+    )
+    assert read_checkpoint(Region.JP, key, checkpoint_value(17, 99)) is None  # another mirror's
+    assert read_checkpoint(Region.EU, key, b"{not json") is None
+    assert read_checkpoint(Region.EU, b"EU/only-two", checkpoint_value(1, 1)) is None
+    assert read_checkpoint(Region.EU, key, None) is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(events("refining"))
+def test_a_partner_decodes_shared_records_with_the_shared_schemas_alone(sample: Event) -> None:
+    private = Serde()
+    topic = "batteryloop.events.refining"
+    record = private.decode(private.encode(sample, topic))[1]
+    shared = POLICY.redact("refining", record)
+    assert shared is not None
+    blob = private.encode_as(POLICY.shared_schemas["refining"], shared, "eu." + topic)
+    partner = Serde(shared=POLICY.shared_schemas.values())
+    assert partner.decode(blob) == ("refining", shared)
+    with pytest.raises(ValueError, match="shared schema this reader was not given"):
+        Serde().decode(blob)
