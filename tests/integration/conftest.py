@@ -5,6 +5,7 @@ backend that lacks a capability, naming it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,15 @@ def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(Region.EU, request.param) as running:
         create_missing({"bootstrap.servers": running.bootstrap})
         yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder starts a broker: mark it, so that `pytest -m "not integration"`
+    is the fast lane whatever a module declares."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def requires(broker: EmbeddedBroker, capability: str) -> None:

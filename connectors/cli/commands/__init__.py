@@ -1,0 +1,1 @@
+"""One module per ``batteryloop`` command: its options (``register``) and what it runs."""

@@ -1,0 +1,75 @@
+"""The ``gateway`` command: HTTP ingestion."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from connectors.cli.options import (
+    Subcommands,
+    add_cluster_options,
+    client_config,
+    command,
+)
+from connectors.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
+    from connectors.ingest.gateway import Gateway, load_tokens, run_gateway, tls_context
+    from schemas.serde import Serde, schema_registry_client
+
+    if args.tokens is None and args.client_ca is None:
+        raise ValueError("give --tokens FILE (bearer tokens) and/or --client-ca (mTLS)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        raise ValueError("--client-ca needs TLS: give --tls-cert and --tls-key")
+    tokens = load_tokens(args.tokens) if args.tokens else {}
+    settings = Settings.from_env()
+    serde = (
+        Serde(schema_registry_client(settings.schema_registry_url))
+        if settings.schema_registry_url
+        else Serde()
+    )
+    gateway = Gateway(args.region, client_config(args, args.region), tokens, serde)
+    context = tls_context(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
+    scheme = "https" if context else "http"
+    out.write(
+        f"gateway for {args.region.value} on {scheme}://{args.host}:{args.port} "
+        f"({len(tokens)} tokens{', client certificates' if args.client_ca else ''}); "
+        f"OpenAPI at /openapi.json; Ctrl-C stops\n"
+    )
+    out.flush()
+    run_gateway(gateway, args.host, args.port, context)
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    gateway = command(
+        sub,
+        "gateway",
+        "HTTP ingestion: operators POST events as JSON",
+        cmd_gateway,
+        description=(
+            "Serve POST /events and POST /events/batch for one region's cluster. Each operator "
+            "authenticates with a bearer token (--tokens: a TOML file with a [tokens] table of "
+            '"<token>" = "<operator id>") or a client certificate whose common name is its '
+            "operator id (--client-ca, with --tls-cert/--tls-key), and may publish only events "
+            "with its own operator_id (403 otherwise, 401 without credentials). Invalid events "
+            "get 422 with the validation errors; accepted ones 202 only after the cluster "
+            "acknowledged them. GET /openapi.json describes the API."
+        ),
+    )
+    add_cluster_options(gateway)
+    gateway.add_argument("--tokens", type=Path, help="bearer tokens file (TOML)")
+    gateway.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    gateway.add_argument("--tls-cert", type=Path, help="server certificate (PEM) for HTTPS")
+    gateway.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    gateway.add_argument(
+        "--client-ca", type=Path, help="CA (PEM) whose client certificates authenticate operators"
+    )

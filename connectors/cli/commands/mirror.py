@@ -1,0 +1,155 @@
+"""The ``mirror`` command: republish one region's events to the partner, redacted."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from connectors.cli.options import (
+    Subcommands,
+    command,
+    region_arg,
+)
+from connectors.settings import Settings, parse_overrides
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
+    import logging
+
+    from connectors.mirror import policy as sharing
+    from connectors.mirror.agent import MirrorOptions, run_mirror
+    from schemas.serde import Serde, schema_registry_client
+
+    if args.source == args.target:
+        raise ValueError("--source and --target must be different regions")
+    settings = Settings.from_env()
+    if args.secret_file is not None:
+        secret: bytes | None = args.secret_file.read_bytes().strip()
+    else:
+        secret = settings.sharing_secret
+    if not secret:
+        raise ValueError(
+            "no pseudonymisation secret: give --secret-file FILE or set "
+            "BATTERYLOOP_SHARING_SECRET (the data-sharing agreement's shared secret)"
+        )
+    direction = f"{args.source.value.lower()}-to-{args.target.value.lower()}"
+    policy = sharing.load(args.policy or sharing.shipped(direction), secret)
+    if (policy.source, policy.target) != (args.source, args.target):
+        raise ValueError(f"the policy {args.policy} is for {policy.direction}, not {direction}")
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+    target_registry = (
+        Serde(schema_registry_client(args.target_schema_registry))
+        if args.target_schema_registry
+        else Serde()
+    )
+    source_serde = (
+        Serde(schema_registry_client(settings.schema_registry_url))
+        if settings.schema_registry_url
+        else Serde()
+    )
+    options = MirrorOptions(
+        policy=policy,
+        source=settings.client_config(
+            args.source, parse_overrides(args.source_properties), bootstrap=args.source_bootstrap
+        ),
+        target=settings.client_config(
+            args.target, parse_overrides(args.target_properties), bootstrap=args.target_bootstrap
+        ),
+        grace=args.grace,
+        checkpoint_interval=args.checkpoint_interval,
+        source_serde=source_serde,
+        target_serde=target_registry,
+    )
+    out.write(
+        f"mirroring {args.source.value} -> {args.target.value} under "
+        f"{args.policy or sharing.shipped(direction)}; Ctrl-C stops\n"
+    )
+    out.flush()
+    agent = run_mirror(options)
+    t = agent.totals
+    out.write(
+        f"stopped: {t.mirrored} mirrored, {t.filtered} filtered, {t.redacted} fields redacted, "
+        f"{t.skipped} found on the target already\n"
+    )
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    mirror = command(
+        sub,
+        "mirror",
+        "republish one region's events to the partner region, filtered and redacted",
+        cmd_mirror,
+        description=(
+            "Mirror the source region's event topics to the target region's cluster under a "
+            "data-sharing policy (default: the shipped one for the direction, see "
+            "connectors/mirror/policies). Only event types and fields the policy shares cross, "
+            "confidential fields never; only events of operators certified in the source "
+            "region cross, marked as recognised. Target topics are prefixed with the source "
+            "region (eu.batteryloop.events.*) and records carry provenance headers. Exactly "
+            "once without broker transactions: the position is recovered from what landed on "
+            "the target. Runs until Ctrl-C or SIGTERM; keeps retrying while a cluster is "
+            "unreachable."
+        ),
+    )
+    mirror.add_argument("--source", type=region_arg, required=True, help="region read: eu or jp")
+    mirror.add_argument("--target", type=region_arg, required=True, help="region written: eu or jp")
+    mirror.add_argument(
+        "--policy", type=Path, help="policy file (TOML; default: the shipped eu-to-jp/jp-to-eu)"
+    )
+    mirror.add_argument(
+        "--secret-file",
+        type=Path,
+        help="file holding the agreement's pseudonymisation secret, at least 16 bytes "
+        "(default: BATTERYLOOP_SHARING_SECRET)",
+    )
+    mirror.add_argument("--source-bootstrap", metavar="HOST:PORT", help="source cluster")
+    mirror.add_argument("--target-bootstrap", metavar="HOST:PORT", help="target cluster")
+    mirror.add_argument(
+        "-S",
+        dest="source_properties",
+        action="append",
+        default=[],
+        metavar="PROP=VALUE",
+        help="librdkafka property for the source consumer (repeatable; SASL, TLS, tuning)",
+    )
+    mirror.add_argument(
+        "-T",
+        dest="target_properties",
+        action="append",
+        default=[],
+        metavar="PROP=VALUE",
+        help="librdkafka property for the target clients (repeatable)",
+    )
+    mirror.add_argument(
+        "--target-schema-registry",
+        metavar="URL",
+        help="the partner's schema registry: shared schemas are registered there and records "
+        "written in the Confluent wire format (default: single-object encoding)",
+    )
+    mirror.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds an event of an operator with no known certification waits for one "
+        "before it is filtered as uncertified (default 10)",
+    )
+    mirror.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=1.0,
+        help="seconds between checkpoints on the target (default 1)",
+    )
+    mirror.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    mirror.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address")
+    mirror.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])

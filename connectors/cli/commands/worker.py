@@ -1,0 +1,102 @@
+"""The ``worker`` command: the stream processors of one region."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from connectors.cli.options import (
+    Subcommands,
+    add_cluster_options,
+    client_config,
+    command,
+)
+from connectors.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from connectors.kafka.admin import create_missing
+    from streams.worker.app import WorkerOptions, run_worker
+
+    config = client_config(args, args.region)
+    created, states = create_missing(config)
+    problems = [p for s in states for p in s.problems]
+    for problem in problems:
+        out.write(f"topic problem: {problem}\n")
+    if created:
+        out.write(f"created {len(created)} topic(s)\n")
+    out.flush()
+    options = WorkerOptions(
+        region=args.region,
+        bootstrap=config["bootstrap.servers"],
+        store="memory://" if args.store == "memory" else "rocksdb://",
+        data_dir=str(args.data_dir),
+        web_port=args.web_port,
+        web_host=args.web_host,
+        grace_seconds=args.grace_seconds,
+        tick_seconds=min(5.0, max(0.5, args.grace_seconds / 4)),
+        session_timeout=args.session_timeout,
+        rebalance_timeout=args.rebalance_timeout,
+        schema_registry_url=Settings.from_env().schema_registry_url,
+        kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
+    )
+    run_worker(options, loglevel=args.loglevel)
+    return 0
+
+
+def register(sub: Subcommands) -> None:
+    worker = command(
+        sub,
+        "worker",
+        "run the stream processors for one region",
+        cmd_worker,
+        description=(
+            "Run the stream processors (a faust-streaming worker) against one region's cluster: "
+            "battery passports, lot genealogy with mass balance, recycled-content and "
+            "recovery-efficiency tallies, and alerts, published to compacted topics. Creates "
+            "missing registry topics first. Serves read-only views on --web-port: "
+            "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
+            "/tallies/recovery-efficiency, /metrics (Prometheus). Stops cleanly on SIGTERM."
+        ),
+    )
+    add_cluster_options(worker)
+    worker.add_argument(
+        "--store",
+        choices=["rocksdb", "memory"],
+        default="rocksdb",
+        help="table store: rocksdb (default, on disk) or memory (rebuilt from changelogs)",
+    )
+    worker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("batteryloop-data"),
+        help="where the worker keeps its RocksDB tables (default ./batteryloop-data)",
+    )
+    worker.add_argument("--web-port", type=int, default=6066, help="HTTP views (default 6066)")
+    worker.add_argument("--web-host", default="127.0.0.1", help="HTTP bind address")
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="how long a reference to an unknown lot or battery, or an event from an "
+        "uncertified operator, waits for the missing event before it is alerted (default 3600)",
+    )
+    worker.add_argument(
+        "--session-timeout",
+        type=float,
+        default=10.0,
+        help="consumer group session timeout in seconds (default 10)",
+    )
+    worker.add_argument(
+        "--rebalance-timeout",
+        type=float,
+        default=60.0,
+        help="how long a rebalance waits for members to rejoin, in seconds (default 60)",
+    )
+    worker.add_argument(
+        "--loglevel", default="warning", choices=["debug", "info", "warning", "error"]
+    )

@@ -1,0 +1,79 @@
+"""What the commands share: the region and cluster options, the simulation options, and how a
+command is declared (name, help, the function that runs it)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TextIO, TypeAlias
+
+from connectors.settings import Settings, parse_overrides
+from schemas.values import Region
+
+EPILOG = """\
+Environment: BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP name the two clusters;
+BATTERYLOOP_SCHEMA_REGISTRY_URL switches to the Confluent wire format; BATTERYLOOP_KAFKA_<PROP>
+(and BATTERYLOOP_EU_KAFKA_<PROP>, BATTERYLOOP_JP_KAFKA_<PROP>) pass librdkafka properties,
+dots as underscores. -X property=value on a command overrides them all.
+"""
+
+# argparse exposes no public name for the object add_subparsers() returns
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Run = Callable[[argparse.Namespace, TextIO], int]
+
+
+def command(
+    parent: Subcommands, name: str, help_: str, run: Run, description: str | None = None
+) -> argparse.ArgumentParser:
+    """Declare a (sub)command whose ``run(args, out)`` returns the exit code."""
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name,
+        help=help_,
+        description=description or help_,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def region_arg(value: str) -> Region:
+    try:
+        return Region(value.upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"region must be eu or jp, not {value!r}") from None
+
+
+def add_cluster_options(parser: argparse.ArgumentParser, region_required: bool = True) -> None:
+    parser.add_argument(
+        "--region",
+        type=region_arg,
+        required=region_required,
+        help="which region's cluster: eu (Catena-X side) or jp (Ouranos side)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="bootstrap servers (default: BATTERYLOOP_<REGION>_BOOTSTRAP)",
+    )
+    parser.add_argument(
+        "-X",
+        dest="overrides",
+        action="append",
+        metavar="PROP=VALUE",
+        default=[],
+        help="librdkafka property for the client, e.g. -X security.protocol=SASL_SSL (repeatable)",
+    )
+
+
+def add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batteries", type=int, default=100, help="new packs per region")
+    parser.add_argument("--years", type=int, default=1, help="years of production from 2031")
+    parser.add_argument("--seed", type=int, default=2031, help="same seed, same events")
+
+
+def client_config(args: argparse.Namespace, region: Region) -> dict[str, str]:
+    """librdkafka configuration for ``region`` from the environment, --bootstrap and -X."""
+    return Settings.from_env().client_config(
+        region, parse_overrides(args.overrides), bootstrap=args.bootstrap
+    )
