@@ -206,8 +206,8 @@ class Serde:
         """(event type, writer, reader) of a registered schema; a shared writer reads as is."""
         found = self._by_id.get(schema_id)
         if found is not None:
-            event_type, writer, shared = found
-            return event_type, writer, writer if shared else catalog.current(event_type).parsed
+            known_type, writer, shared = found
+            return known_type, writer, writer if shared else catalog.current(known_type).parsed
         if self.registry is None:
             raise fail(
                 f"Confluent wire format with schema id {schema_id}, but no schema registry is "
@@ -215,12 +215,12 @@ class Serde:
             )
         try:
             registered = self.registry.get_schema(schema_id)
-            raw = json.loads(registered.schema_str)
+            raw = json.loads(registered.schema_str or "null")
         except Exception as exc:
             raise fail(f"schema id {schema_id} not found in the registry: {exc}") from exc
         name = raw.get("name") if isinstance(raw, dict) else None
-        event_type = self._type_by_record_name.get(_short(name)) if name else None
-        if event_type is None:
+        event_type = self._type_by_record_name.get(_short(name)) if isinstance(name, str) else None
+        if event_type is None or not isinstance(name, str):
             raise fail(f"schema id {schema_id} is not a batteryloop event schema")
         shared = name.startswith(SHARED_NAMESPACE + ".")
         self._by_id[schema_id] = (event_type, fastavro.parse_schema(raw), shared)

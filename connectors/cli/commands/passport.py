@@ -29,14 +29,15 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     config = client_config(args, args.region)
     key = args.battery_id.encode()
     found = latest_by_key(config, DOCUMENT_TOPICS["passports"].name, [key], timeout=args.timeout)
-    if found.get(key) is None:
+    document = found.get(key)
+    if document is None:
         print(
             f"batteryloop: no passport for battery {args.battery_id} in the "
             f"{args.region.value} cluster",
             file=sys.stderr,
         )
         return 1
-    passport = json.loads(found[key])
+    passport = json.loads(document)
     manufacturer = passport["manufacturer_id"].encode()
     operators = latest_by_key(config, DOCUMENT_TOPICS["operators"].name, [manufacturer])
     operator = operators.get(manufacturer)
