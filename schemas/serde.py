@@ -90,6 +90,12 @@ class Serde:
             _short(catalog.current(t).raw["name"]): t for t in EVENT_MODELS
         }
 
+    @classmethod
+    def for_registry(cls, url: str | None, shared: Iterable[SchemaVersion] = ()) -> Serde:
+        """The serde for a deployment: the Confluent wire format with the schema registry at
+        ``url``, single-object encoding when there is none."""
+        return cls(schema_registry_client(url) if url else None, shared)
+
     # --- encoding --------------------------------------------------------------------------
 
     def encode(self, event: Event, topic: str) -> bytes:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.ingest.gateway import Gateway, load_tokens, run_gateway, tls_context
-    from schemas.serde import Serde, schema_registry_client
+    from schemas.serde import Serde
 
     if args.tokens is None and args.client_ca is None:
         raise ValueError("give --tokens FILE (bearer tokens) and/or --client-ca (mTLS)")
@@ -30,11 +30,7 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
         raise ValueError("--client-ca needs TLS: give --tls-cert and --tls-key")
     tokens = load_tokens(args.tokens) if args.tokens else {}
     settings = Settings.from_env()
-    serde = (
-        Serde(schema_registry_client(settings.schema_registry_url))
-        if settings.schema_registry_url
-        else Serde()
-    )
+    serde = Serde.for_registry(settings.schema_registry_url)
     gateway = Gateway(args.region, client_config(args, args.region), tokens, serde)
     context = tls_context(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
     scheme = "https" if context else "http"

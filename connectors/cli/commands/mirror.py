@@ -22,7 +22,7 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
 
     from connectors.mirror import policy as sharing
     from connectors.mirror.agent import MirrorOptions, run_mirror
-    from schemas.serde import Serde, schema_registry_client
+    from schemas.serde import Serde
 
     if args.source == args.target:
         raise ValueError("--source and --target must be different regions")
@@ -47,16 +47,8 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_host)
-    target_registry = (
-        Serde(schema_registry_client(args.target_schema_registry))
-        if args.target_schema_registry
-        else Serde()
-    )
-    source_serde = (
-        Serde(schema_registry_client(settings.schema_registry_url))
-        if settings.schema_registry_url
-        else Serde()
-    )
+    target_serde = Serde.for_registry(args.target_schema_registry)
+    source_serde = Serde.for_registry(settings.schema_registry_url)
     options = MirrorOptions(
         policy=policy,
         source=settings.client_config(
@@ -68,7 +60,7 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
         grace=args.grace,
         checkpoint_interval=args.checkpoint_interval,
         source_serde=source_serde,
-        target_serde=target_registry,
+        target_serde=target_serde,
     )
     out.write(
         f"mirroring {args.source.value} -> {args.target.value} under "
