@@ -169,6 +169,12 @@ class AssignmentWatch:
         with self._lock:
             self.partitions = partitions
             if partitions:
+                if self.warned and self.waiting_since is not None:
+                    log.warning(
+                        "%d partition(s) assigned after %.0f s of waiting",
+                        partitions,
+                        self._clock() - self.waiting_since,
+                    )
                 self.waiting_since, self.warned = None, False
             elif self.waiting_since is None:
                 self.waiting_since = self._clock()
@@ -565,6 +571,7 @@ class Processors:
         class HealthView(View):
             async def get(self, request: Request) -> Response:
                 watch = processors.assignment
+                watch.check()  # so the warning is logged no later than the first 503
                 return self.json(watch.health(), status=503 if watch.overdue() else 200)
 
         @app.page("/metrics")
