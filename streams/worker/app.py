@@ -284,16 +284,7 @@ class Processors:
             }
         )
         self._delivery_errors: list[str] = []
-        self.assignment = AssignmentWatch(options.assignment_timeout)
-
-        @app.on_partitions_assigned.connect
-        async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-            self.assignment.assigned(len(assigned))
-
-        @app.on_partitions_revoked.connect
-        async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-            self.assignment.assigned(0)  # a rebalance began: waiting again until it ends
-
+        self.assignment = self._watch_assignment(options.assignment_timeout)
         self._changelogs = {
             table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()
         }
@@ -305,6 +296,19 @@ class Processors:
         app.agent(self.entity_topic, name="entities", **crash)(self._entities)
         app.timer(options.tick_seconds)(self._tick)
         self._add_views()
+
+    def _watch_assignment(self, timeout: float) -> AssignmentWatch:
+        watch = AssignmentWatch(timeout)
+
+        @self.app.on_partitions_assigned.connect
+        async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+            watch.assigned(len(assigned))
+
+        @self.app.on_partitions_revoked.connect
+        async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            watch.assigned(0)  # a rebalance began: waiting again until it ends
+
+        return watch
 
     # --- route: events -> entity messages -------------------------------------------------
 
