@@ -43,7 +43,13 @@ from schemas.events import (  # noqa: E402
 from schemas.serde import Serde  # noqa: E402
 from schemas.topics import event_topic_name  # noqa: E402
 from schemas.values import Region  # noqa: E402
-from streams.domain.engine import dumps, loads, process_batch  # noqa: E402
+from streams.domain.codec import (  # noqa: E402
+    decode_messages,
+    decode_state,
+    encode_messages,
+    encode_state,
+)
+from streams.domain.engine import process_batch  # noqa: E402
 from streams.domain.entities import Config  # noqa: E402
 from streams.domain.routing import route_batch  # noqa: E402
 from tests import scenarios  # noqa: E402
@@ -187,16 +193,19 @@ def stages(events: list[Event]) -> None:
         queue, batches = list(messages), 0
         while queue:
             batch, queue = queue[:5000], queue[5000:]
-            wire = [(k, loads(dumps(m))) for k, m in batch]
+            wire = [(k, m) for k, m in batch for m in decode_messages(k, encode_messages([m]))]
             new, fx = process_batch(
-                wire, lambda k: None if k not in states else loads(states[k]), 0, Config()
+                wire,
+                lambda k: None if k not in states else decode_state(k, states[k]),
+                0,
+                Config(),
             )
-            states.update((k, dumps(s)) for k, s in new.items())
+            states.update((k, encode_state(s)) for k, s in new.items())
             queue.extend(fx.messages)
             batches += 1
         return batches
 
-    timed("entities, all hops, JSON states", entities)
+    timed("entities, all hops, MessagePack states", entities)
 
 
 def main() -> None:

@@ -86,8 +86,10 @@ class WorkerProcess(ChildProcess):
         store: str = "memory",
         grace_seconds: float = 5.0,
         loglevel: str = "warning",
+        assignment_timeout: float = 30.0,
     ) -> None:
         self.region = region
+        self.assignment_timeout = assignment_timeout
         self.bootstrap = bootstrap
         self.data_dir = data_dir
         self.store = store
@@ -115,6 +117,8 @@ class WorkerProcess(ChildProcess):
             "6",
             "--rebalance-timeout",
             "8",
+            "--assignment-timeout",
+            str(self.assignment_timeout),
             "--loglevel",
             self.loglevel,
         ]

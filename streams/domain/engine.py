@@ -1,6 +1,6 @@
 """Applying a batch of messages to entity states, independent of where states are kept.
 
-The Kafka worker (:mod:`.app`) and the in-memory ledger (:mod:`.local`) both call
+The Kafka worker (:mod:`streams.worker.app`) and the in-memory ledger (:mod:`.local`) both call
 :func:`process_batch`: messages are grouped per entity key, each entity is loaded once, handed
 all its messages, and stored once. Batching is what keeps the per-event cost low: an entity
 touched by a thousand messages in a batch is decoded, recomputed and written once.
@@ -9,11 +9,12 @@ touched by a thousand messages in a batch is decoded, recomputed and written onc
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.domain.entities import Config, Effects, State, handle
-from streams.domain.routing import Addressed, Message
+from streams.domain.entities import Config, Effects, handle
+from streams.domain.messages import Addressed, Message
+from streams.domain.states import State
 
 
 def group_by_key(messages: Iterable[Addressed]) -> dict[str, list[Message]]:
@@ -38,24 +39,9 @@ def process_batch(
     return states, fx
 
 
-def dumps(value: Any) -> bytes:
-    """States, messages and documents on the wire: compact JSON (ints stay exact)."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-
-
-def chunked_json(items: list[Any], limit: int) -> Iterator[bytes]:
-    """``items`` as JSON arrays of at most about ``limit`` bytes each (one item may exceed it)."""
-    parts: list[bytes] = []
-    size = 0
-    for item in items:
-        encoded = dumps(item)
-        if parts and size + len(encoded) > limit:
-            yield b"[" + b",".join(parts) + b"]"
-            parts, size = [], 0
-        parts.append(encoded)
-        size += len(encoded) + 1
-    if parts:
-        yield b"[" + b",".join(parts) + b"]"
+def dumps(document: Any) -> bytes:
+    """Published documents on the wire: compact JSON with sorted keys (ints stay exact)."""
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
 def loads(data: bytes) -> Any:

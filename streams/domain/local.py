@@ -14,7 +14,8 @@ from typing import Any
 from schemas.events import Event
 from streams.domain.engine import process_batch
 from streams.domain.entities import Config, State, due
-from streams.domain.routing import Addressed, route_batch
+from streams.domain.messages import Addressed, Tick
+from streams.domain.routing import route_batch
 
 
 class LocalLedger:
@@ -31,7 +32,7 @@ class LocalLedger:
 
     def deliver(self, count: int = 1, rng: random.Random | None = None) -> None:
         """Deliver ``count`` queued messages as one batch, in queue order or picked at random."""
-        batch = []
+        batch: list[Addressed] = []
         for _ in range(min(count, len(self.queue))):
             index = rng.randrange(len(self.queue)) if rng else 0
             batch.append(self.queue.pop(index))
@@ -57,7 +58,7 @@ class LocalLedger:
         for key, state in sorted(self.states.items()):
             when = due(key, state, self.config)
             if when is not None and when <= self.now:
-                self.queue.append((key, {"m": "tick"}))
+                self.queue.append((key, Tick()))
         self.run()
 
     def output(self, name: str) -> dict[str, dict[str, Any]]:

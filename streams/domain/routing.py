@@ -5,11 +5,12 @@ output lots and debits its input lots; a manufacture event creates a battery, de
 makes cells part of a pack; a shredding event turns batteries to waste and creates a black mass
 lot. Routing splits each event into one message per touched entity, keyed by that entity, so
 every entity's state is changed only by messages to its own key (one partition, one writer).
+:func:`route` dispatches on the event's type to one small function per type.
 
 Entity keys: ``lot/<lot id>``, ``battery/<battery id>``, ``operator/<operator id>``; the tallies
 add ``recycled-content/...`` and ``recovery/...`` (see :mod:`streams.domain.entities`).
 Every message carries the id of the event it came from, which is what makes applying it twice
-harmless.
+harmless. The messages themselves are defined in :mod:`streams.domain.messages`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,23 @@ from schemas.events import (
     UseCollectionEvent,
     WasteOrigin,
 )
+from streams.domain.messages import (
+    Addressed,
+    Certification,
+    CertificationCheck,
+    CheckedEvent,
+    LotCreated,
+    LotDebited,
+    LotPortion,
+    Manufactured,
+    PartOf,
+    Shipped,
+    Shredded,
+    Used,
+)
 from streams.domain.quantities import grams, micros, ppm
 
-Message = dict[str, Any]
-Addressed = tuple[str, Message]
+__all__ = ["Addressed", "battery_key", "lot_key", "operator_key", "route", "route_batch"]
 
 
 def lot_key(lot_id: str) -> str:
@@ -52,7 +66,7 @@ def operator_key(operator_id: str) -> str:
     return f"operator/{operator_id}"
 
 
-def _comp(composition: Composition) -> dict[str, int]:
+def _ppm(composition: Composition) -> dict[str, int]:
     return {metal.value: ppm(share) for metal, share in sorted(composition.items()) if share}
 
 
@@ -64,153 +78,196 @@ def _taken(inputs: Iterable[LotInput]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _envelope(event: Event) -> Message:
+def _envelope(event: Event) -> dict[str, Any]:
+    """The fields every fact repeats from its event."""
     return {
-        "eid": str(event.event_id),
-        "type": event.event_type,
-        "at": micros(event.occurred_at),
-        "op": event.operator_id,
-        "site": event.site_id,
+        "event_id": str(event.event_id),
+        "event_type": event.event_type,
+        "occurred_at": micros(event.occurred_at),
+        "operator_id": event.operator_id,
+        "site_id": event.site_id,
         "region": event.region.value,
     }
 
 
-def _created(env: Message, kind: str, output: LotOutput, extra: Message) -> Addressed:
+def _portion(output: LotOutput) -> LotPortion:
+    return LotPortion(grams(output.mass_kg), _ppm(output.composition))
+
+
+def _output_created(event: Event, kind: str, output: LotOutput, **extra: Any) -> Addressed:
     """The message creating an output lot of a refining batch or a recovery."""
-    fact = {
-        **env,
-        "kind": kind,
-        "form": output.form.value,
-        "material": output.material,
-        "g": grams(output.mass_kg),
-        "comp": _comp(output.composition),
+    created = LotCreated(
+        **_envelope(event),
+        kind=kind,
+        form=output.form.value,
+        material=output.material,
+        grams=grams(output.mass_kg),
+        composition=_ppm(output.composition),
         **extra,
-    }
-    return lot_key(output.lot_id), {"m": "created", "fact": fact}
+    )
+    return lot_key(output.lot_id), created
+
+
+def _debits(event: Event, taken: dict[str, int], consumers: list[str]) -> list[Addressed]:
+    return [
+        (lot_key(lot_id), LotDebited(**_envelope(event), grams=g, consumers=consumers))
+        for lot_id, g in taken.items()
+    ]
+
+
+def _route_extraction(event: ExtractionEvent) -> list[Addressed]:
+    created = LotCreated(
+        **_envelope(event),
+        kind="extracted",
+        form=event.form.value,
+        material=event.material,
+        grams=grams(event.mass_kg),
+        composition=_ppm(event.composition),
+        country=event.country,
+    )
+    return [(lot_key(event.lot_id), created)]
+
+
+def _route_refining(event: RefiningEvent) -> list[Addressed]:
+    taken = _taken(event.inputs)
+    batch = {o.lot_id: _portion(o) for o in event.outputs}
+    out = [
+        _output_created(
+            event, "refined", o, batch_id=event.batch_id, inputs=taken, batch_outputs=batch
+        )
+        for o in event.outputs
+    ]
+    return out + _debits(event, taken, sorted(lot_key(o.lot_id) for o in event.outputs))
+
+
+def _route_manufacture(event: ManufactureEvent) -> list[Addressed]:
+    taken = _taken(event.inputs)
+    cf = event.carbon_footprint
+    key = battery_key(event.battery_id)
+    made = Manufactured(
+        **_envelope(event),
+        passport_id=str(event.passport_id),
+        level=event.level.value,
+        category=event.category.value,
+        model=event.model,
+        chemistry=event.chemistry,
+        grams=grams(event.mass_kg),
+        capacity_kwh=str(event.capacity_kwh),
+        carbon_footprint=None if cf is None else cf.model_dump(mode="json", exclude_none=True),
+        inputs=taken,
+        components=sorted(set(event.components)),
+    )
+    parts: list[Addressed] = [
+        (battery_key(c), PartOf(**_envelope(event), parent=key)) for c in made.components
+    ]
+    return [(key, made), *_debits(event, taken, [key]), *parts]
+
+
+def _optional_str(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _route_use(event: UseCollectionEvent) -> list[Addressed]:
+    used = Used(
+        **_envelope(event),
+        action=event.action.value,
+        status=event.status.value,
+        state_of_health=_optional_str(event.state_of_health),
+        new_passport_id=_optional_str(event.new_passport_id),
+        predecessor_passport_id=_optional_str(event.predecessor_passport_id),
+    )
+    return [(battery_key(event.battery_id), used)]
+
+
+def _route_shredding(event: ShreddingEvent) -> list[Addressed]:
+    pre = sum(grams(i.mass_kg) for i in event.inputs if i.waste_origin is WasteOrigin.pre_consumer)
+    post = sum(grams(i.mass_kg) for i in event.inputs) - pre
+    black_mass = LotCreated(
+        **_envelope(event),
+        kind="shredded",
+        form="black_mass",
+        material="black mass",
+        grams=grams(event.mass_kg),
+        composition=_ppm(event.composition),
+        pre_consumer_grams=pre,
+        post_consumer_grams=post,
+    )
+    shredded: list[Addressed] = [
+        (
+            battery_key(item.battery_id),
+            Shredded(
+                **_envelope(event),
+                black_mass_lot_id=event.black_mass_lot_id,
+                grams=grams(item.mass_kg),
+            ),
+        )
+        for item in event.inputs
+    ]
+    return [(lot_key(event.black_mass_lot_id), black_mass), *shredded]
+
+
+def _route_recovery(event: RecoveryEvent) -> list[Addressed]:
+    black_mass = event.black_mass_lot_id
+    debit = LotDebited(
+        **_envelope(event),
+        grams=grams(event.input_mass_kg),
+        consumers=sorted(lot_key(o.lot_id) for o in event.outputs),
+        recovery_outputs={o.lot_id: _portion(o) for o in event.outputs},
+    )
+    created = [
+        _output_created(event, "recovered", o, inputs={black_mass: debit.grams})
+        for o in event.outputs
+    ]
+    return [(lot_key(black_mass), debit), *created]
+
+
+def _route_shipment(event: ShipmentEvent) -> list[Addressed]:
+    shipped = Shipped(
+        **_envelope(event),
+        grams=grams(event.mass_kg),
+        from_site_id=event.from_site_id,
+        from_country=event.from_country,
+        to_site_id=event.to_site_id,
+        to_country=event.to_country,
+        hs_code=event.hs_code,
+    )
+    subject = event.subject_id
+    key = lot_key(subject) if event.subject is ShipmentSubject.lot else battery_key(subject)
+    return [(key, shipped)]
+
+
+def _route_certification(event: CertificationEvent) -> list[Addressed]:
+    certification = Certification(
+        **_envelope(event),
+        action=event.action.value,
+        scheme_region=event.scheme_region.value,
+        scheme=event.scheme,
+        certificate_id=event.certificate_id,
+        valid_until=None if event.valid_until is None else micros(event.valid_until),
+    )
+    return [(operator_key(event.subject_operator_id), certification)]
 
 
 def route(event: Event) -> list[Addressed]:
     """The messages ``event`` sends, each addressed to an entity key."""
-    env = _envelope(event)
-    out: list[Addressed] = []
-    if isinstance(event, ExtractionEvent):
-        fact = {
-            **env,
-            "kind": "extracted",
-            "form": event.form.value,
-            "material": event.material,
-            "g": grams(event.mass_kg),
-            "comp": _comp(event.composition),
-            "country": event.country,
-        }
-        out.append((lot_key(event.lot_id), {"m": "created", "fact": fact}))
-    elif isinstance(event, RefiningEvent):
-        taken = _taken(event.inputs)
-        batch = {o.lot_id: [grams(o.mass_kg), _comp(o.composition)] for o in event.outputs}
-        consumers = sorted(lot_key(o.lot_id) for o in event.outputs)
-        for output in event.outputs:
-            extra = {"batch": event.batch_id, "inputs": taken, "batch_outputs": batch}
-            out.append(_created(env, "refined", output, extra))
-        for lot_id, g in taken.items():
-            debit = {**env, "g": g, "consumers": consumers}
-            out.append((lot_key(lot_id), {"m": "debit", "fact": debit}))
-    elif isinstance(event, ManufactureEvent):
-        taken = _taken(event.inputs)
-        cf = event.carbon_footprint
-        fact = {
-            **env,
-            "passport": str(event.passport_id),
-            "level": event.level.value,
-            "category": event.category.value,
-            "model": event.model,
-            "chemistry": event.chemistry,
-            "g": grams(event.mass_kg),
-            "kwh": str(event.capacity_kwh),
-            "cf": None if cf is None else cf.model_dump(mode="json", exclude_none=True),
-            "inputs": taken,
-            "components": sorted(set(event.components)),
-        }
-        key = battery_key(event.battery_id)
-        out.append((key, {"m": "manufactured", "fact": fact}))
-        for lot_id, g in taken.items():
-            out.append(
-                (lot_key(lot_id), {"m": "debit", "fact": {**env, "g": g, "consumers": [key]}})
-            )
-        for component in fact["components"]:
-            part = {**env, "parent": key}
-            out.append((battery_key(component), {"m": "part_of", "fact": part}))
-    elif isinstance(event, UseCollectionEvent):
-        fact = {
-            **env,
-            "action": event.action.value,
-            "status": event.status.value,
-            "soh": None if event.state_of_health is None else str(event.state_of_health),
-            "new_passport": None if event.new_passport_id is None else str(event.new_passport_id),
-            "predecessor": (
-                None
-                if event.predecessor_passport_id is None
-                else str(event.predecessor_passport_id)
-            ),
-        }
-        out.append((battery_key(event.battery_id), {"m": "used", "fact": fact}))
-    elif isinstance(event, ShreddingEvent):
-        pre = sum(
-            grams(i.mass_kg) for i in event.inputs if i.waste_origin is WasteOrigin.pre_consumer
-        )
-        post = sum(grams(i.mass_kg) for i in event.inputs) - pre
-        fact = {
-            **env,
-            "kind": "shredded",
-            "form": "black_mass",
-            "material": "black mass",
-            "g": grams(event.mass_kg),
-            "comp": _comp(event.composition),
-            "pre_g": pre,
-            "post_g": post,
-        }
-        out.append((lot_key(event.black_mass_lot_id), {"m": "created", "fact": fact}))
-        for item in event.inputs:
-            shred = {**env, "lot": event.black_mass_lot_id, "g": grams(item.mass_kg)}
-            out.append((battery_key(item.battery_id), {"m": "shredded", "fact": shred}))
-    elif isinstance(event, RecoveryEvent):
-        bm = event.black_mass_lot_id
-        outputs = {o.lot_id: [grams(o.mass_kg), _comp(o.composition)] for o in event.outputs}
-        consumers = sorted(lot_key(o.lot_id) for o in event.outputs)
-        debit = {
-            **env,
-            "g": grams(event.input_mass_kg),
-            "consumers": consumers,
-            "recovery": {"outputs": outputs},
-        }
-        out.append((lot_key(bm), {"m": "debit", "fact": debit}))
-        for output in event.outputs:
-            out.append(_created(env, "recovered", output, {"inputs": {bm: debit["g"]}}))
-    elif isinstance(event, ShipmentEvent):
-        fact = {
-            **env,
-            "g": grams(event.mass_kg),
-            "from_site": event.from_site_id,
-            "from_country": event.from_country,
-            "to_site": event.to_site_id,
-            "to_country": event.to_country,
-            "hs": event.hs_code,
-        }
-        subject = event.subject_id
-        key = lot_key(subject) if event.subject is ShipmentSubject.lot else battery_key(subject)
-        out.append((key, {"m": "shipped", "fact": fact}))
-    elif isinstance(event, CertificationEvent):
-        fact = {
-            **env,
-            "action": event.action.value,
-            "scheme_region": event.scheme_region.value,
-            "scheme": event.scheme,
-            "certificate": event.certificate_id,
-            "until": None if event.valid_until is None else micros(event.valid_until),
-        }
-        out.append((operator_key(event.subject_operator_id), {"m": "certification", "fact": fact}))
-    else:  # pragma: no cover - every event type is routed above
-        raise TypeError(f"no routing for {type(event).__name__}")
-    return out
+    match event:
+        case ExtractionEvent():
+            return _route_extraction(event)
+        case RefiningEvent():
+            return _route_refining(event)
+        case ManufactureEvent():
+            return _route_manufacture(event)
+        case UseCollectionEvent():
+            return _route_use(event)
+        case ShreddingEvent():
+            return _route_shredding(event)
+        case RecoveryEvent():
+            return _route_recovery(event)
+        case ShipmentEvent():
+            return _route_shipment(event)
+        case CertificationEvent():
+            return _route_certification(event)
+    raise TypeError(f"no routing for {type(event).__name__}")
 
 
 def route_batch(events: Iterable[Event]) -> list[Addressed]:
@@ -220,13 +277,15 @@ def route_batch(events: Iterable[Event]) -> list[Addressed]:
     operator in the supply chain.
     """
     out: list[Addressed] = []
-    checks: dict[str, list[list[Any]]] = defaultdict(list)
+    checks: dict[str, list[CheckedEvent]] = defaultdict(list)
     for event in events:
         out.extend(route(event))
         if not isinstance(event, CertificationEvent):
             checks[event.operator_id].append(
-                [str(event.event_id), micros(event.occurred_at), event.event_type, event.key()]
+                CheckedEvent(
+                    str(event.event_id), micros(event.occurred_at), event.event_type, event.key()
+                )
             )
     for operator_id, items in checks.items():
-        out.append((operator_key(operator_id), {"m": "check", "events": items}))
+        out.append((operator_key(operator_id), CertificationCheck(events=items)))
     return out

@@ -18,6 +18,7 @@ once. Delivery is at least once; the entities make that effectively once (see
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections import defaultdict
@@ -55,10 +56,18 @@ from schemas.topics import (
     EVENT_TOPICS,
 )
 from schemas.values import Region
-from streams.domain.engine import chunked_json, dumps, group_by_key, loads, process_batch
+from streams.domain.codec import (
+    chunked_messages,
+    decode_messages,
+    decode_state,
+    encode_messages,
+    encode_state,
+)
+from streams.domain.engine import dumps, group_by_key, process_batch
 from streams.domain.entities import Config, State, document, due, operator_certified
+from streams.domain.messages import Addressed, Tick
 from streams.domain.quantities import micros
-from streams.domain.routing import Addressed, battery_key, lot_key, operator_key, route_batch
+from streams.domain.routing import battery_key, lot_key, operator_key, route_batch
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +82,7 @@ TABLES = {
     "recycled-content-part": "recycled_content_parts",
     "recovery-part": "recovery_parts",
 }
-#: Largest entity-messages record the worker writes (bytes of JSON, roughly).
+#: Largest entity-messages record the worker writes (bytes; a lone message may exceed it).
 RECORD_BYTES = 256 * 1024
 _TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
 
@@ -95,6 +104,8 @@ class WorkerOptions:
     #: How long a rebalance waits for members to rejoin; a SIGKILLed member is waited for this
     #: long on some brokers before its partitions move.
     rebalance_timeout: float = 60.0
+    #: How long the worker may wait for its partitions before it warns (log, ``/healthz``).
+    assignment_timeout: float = 30.0
     schema_registry_url: str | None = None
     #: librdkafka properties for the worker's producer (SASL, TLS, tuning).
     kafka: dict[str, str] = field(default_factory=dict)
@@ -135,6 +146,73 @@ class Metrics:
             ["stage"],
             registry=self.registry,
         )
+
+
+class AssignmentWatch:
+    """Whether the worker holds partitions, and for how long it has waited for them.
+
+    A worker that gets no partitions processes nothing and, left alone, says nothing: on a
+    broker that never evicts a group member that died without leaving (noida, see the README's
+    "Embedded brokers"), a restarted worker waits for ever. After ``timeout`` seconds of waiting
+    this logs one WARNING, and ``/healthz`` answers 503 with how long it has waited.
+    """
+
+    def __init__(self, timeout: float, clock: Any = time.monotonic) -> None:
+        self.timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.partitions = 0
+        self.waiting_since: float | None = clock()  # not assigned until the first assignment
+        self.warned = False
+
+    def assigned(self, partitions: int) -> None:
+        with self._lock:
+            self.partitions = partitions
+            if partitions:
+                if self.warned and self.waiting_since is not None:
+                    log.warning(
+                        "%d partition(s) assigned after %.0f s of waiting",
+                        partitions,
+                        self._clock() - self.waiting_since,
+                    )
+                self.waiting_since, self.warned = None, False
+            elif self.waiting_since is None:
+                self.waiting_since = self._clock()
+
+    def waited(self) -> float:
+        with self._lock:
+            since = self.waiting_since
+        return 0.0 if since is None else self._clock() - since
+
+    def overdue(self) -> bool:
+        return self.waiting_since is not None and self.waited() >= self.timeout
+
+    def check(self) -> None:
+        """Log the warning once a wait passes the timeout (once per wait)."""
+        if self.overdue() and not self.warned:
+            self.warned = True
+            log.warning(
+                "no partitions assigned after %.0f s (--assignment-timeout %.0f): this worker "
+                "processes nothing. Another member of the consumer group holds them, or a "
+                "member that died is still counted by the broker; a broker that never evicts "
+                "dead members keeps it so until the group is reset.",
+                self.waited(),
+                self.timeout,
+            )
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "assigned": self.waiting_since is None,
+            "partitions": self.partitions,
+            "waiting_for_partitions_seconds": round(self.waited(), 1),
+            "assignment_timeout_seconds": self.timeout,
+        }
+
+    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """Check until ``stop`` is set (in a thread: faust starts its timers only once the
+        tables are recovered, which needs partitions)."""
+        while not stop.wait(interval):
+            self.check()
 
 
 class Processors:
@@ -206,6 +284,7 @@ class Processors:
             }
         )
         self._delivery_errors: list[str] = []
+        self.assignment = self._watch_assignment(options.assignment_timeout)
         self._changelogs = {
             table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()
         }
@@ -217,6 +296,19 @@ class Processors:
         app.agent(self.entity_topic, name="entities", **crash)(self._entities)
         app.timer(options.tick_seconds)(self._tick)
         self._add_views()
+
+    def _watch_assignment(self, timeout: float) -> AssignmentWatch:
+        watch = AssignmentWatch(timeout)
+
+        @self.app.on_partitions_assigned.connect
+        async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+            watch.assigned(len(assigned))
+
+        @self.app.on_partitions_revoked.connect
+        async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            watch.assigned(0)  # a rebalance began: waiting again until it ends
+
+        return watch
 
     # --- route: events -> entity messages -------------------------------------------------
 
@@ -315,7 +407,7 @@ class Processors:
         # One record per entity per batch (fewer, larger records for the next stage), split
         # so that no record comes near the brokers' default 1 MB limit.
         for key, batch in group_by_key(messages).items():
-            for record in chunked_json(batch, RECORD_BYTES):
+            for record in chunked_messages(batch, RECORD_BYTES):
                 self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), record)
 
     # --- entities: messages -> state, documents, more messages ------------------------------
@@ -335,28 +427,29 @@ class Processors:
             yield len(events)
 
     def _apply(self, events: list[Any], now: int) -> None:
-        # An entity's state lives in the partition of its key, in the table's store and its
-        # changelog. The RocksDB store picks its partition from faust's "current event": point
-        # that at this partition's records.
         partition = events[-1].message.partition
-        _current_event.set(weakref.ref(events[-1]))
+        point_store_at(events[-1])
         addressed = [
-            (event.message.key.decode(), message)
+            (key, message)
             for event in events
-            for message in loads(event.message.value)
+            for key in (event.message.key.decode(),)
+            for message in self._messages(key, event.message)
         ]
         loaded: dict[str, bytes | None] = {}
 
         def load(key: str) -> State | None:
             raw = loaded[key] = self._table(key).data.get(key.encode())
-            return None if raw is None else loads(raw)
+            return None if raw is None else decode_state(key, raw)
 
         states, fx = process_batch(addressed, load, now, self.config)
         for key, state in states.items():
-            value = dumps(state)
+            value = encode_state(state)
             if value != loaded.get(key):
                 # What Table.__setitem__ does, with the changelog record sent through
-                # librdkafka to the same partition (faust's producer is the bottleneck).
+                # librdkafka to the same partition: through faust's producer, record by
+                # record, end-to-end throughput was half (BENCHMARKS.md). faust has no public
+                # call that writes a table's store without also producing the changelog
+                # record, so the store is written as its own changelog recovery would.
                 table = self._table(key)
                 table.data[key.encode()] = value
                 self._produce(
@@ -372,6 +465,16 @@ class Processors:
         for output, key, doc in fx.published:
             self._produce(DOCUMENT_TOPICS[output].name, key.encode(), dumps(doc))
             self.metrics.documents.labels(output).inc()
+
+    @staticmethod
+    def _messages(key: str, message: Any) -> list[Any]:
+        try:
+            return decode_messages(key, message.value)
+        except ValueError as exc:
+            # Only this worker writes the topic: a record it cannot read is a bug or a newer
+            # version. Stop (offsets uncommitted) rather than skip state changes.
+            where = f"{message.topic}[{message.partition}]@{message.offset}"
+            raise RuntimeError(f"entity messages at {where}: {exc}") from exc
 
     def _table(self, key: str) -> Any:
         try:
@@ -393,13 +496,14 @@ class Processors:
             # After a restart the index of waiting entities is rebuilt from the local tables.
             for kind in ("lot", "battery", "operator"):
                 for key, raw in self.tables[kind].items():
-                    self._track_due(key.decode(), loads(raw))
+                    self._track_due(key.decode(), decode_state(key.decode(), raw))
             self._scanned = True
         now = _now_ms()
         for key, when in sorted(self._due.items()):
             if when <= now:
                 # Through the topic, so the tick is applied in order with the entity's messages.
-                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), dumps([{"m": "tick"}]))
+                tick = encode_messages([Tick()])
+                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), tick)
                 del self._due[key]
         self._flush()
 
@@ -410,7 +514,7 @@ class Processors:
         raw = self._table(key).get(key.encode())
         if raw is None:
             return None
-        return document(key, loads(raw), _now_ms(), self.config)
+        return document(key, decode_state(key, raw), _now_ms(), self.config)
 
     def passport(self, battery_id: str) -> dict[str, Any] | None:
         doc = self.lookup(battery_key(battery_id))
@@ -426,7 +530,8 @@ class Processors:
     def listing(self, kind: str) -> list[dict[str, Any]]:
         now = _now_ms()
         docs = (
-            document(k.decode(), loads(v), now, self.config) for k, v in self.tables[kind].items()
+            document(k.decode(), decode_state(k.decode(), v), now, self.config)
+            for k, v in self.tables[kind].items()
         )
         return [d for d in docs if d is not None]
 
@@ -466,11 +571,30 @@ class Processors:
             async def get(self, request: Request) -> Response:
                 return self.json(processors.listing("recovery"))
 
+        @app.page("/healthz")
+        class HealthView(View):
+            async def get(self, request: Request) -> Response:
+                watch = processors.assignment
+                watch.check()  # so the warning is logged no later than the first 503
+                return self.json(watch.health(), status=503 if watch.overdue() else 200)
+
         @app.page("/metrics")
         class MetricsView(View):
             async def get(self, request: Request) -> Response:
                 body = generate_latest(processors.metrics.registry)
                 return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def point_store_at(event: Any) -> None:
+    """Make ``event`` faust's current event, so that table stores use its partition.
+
+    faust's RocksDB store picks the partition database of a read or a write from the current
+    event (``faust.current_event()``), which faust sets only while a stream hands out one event
+    at a time. A ``take_events`` batch spans partitions and faust offers no public way to say
+    which one is meant, so this sets faust's own context variable;
+    ``tests/streams/worker/test_faust_seams.py`` fails if faust renames it or stops using it.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def _now_ms() -> int:
@@ -485,4 +609,12 @@ def run_worker(options: WorkerOptions, loglevel: str = "info") -> None:
     """Run the processors until SIGTERM or SIGINT (faust's worker handles both)."""
     processors = Processors(options)
     worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    stop = threading.Event()
+    watch = threading.Thread(
+        target=processors.assignment.run, args=(stop,), name="assignment-watch", daemon=True
+    )
+    watch.start()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        stop.set()

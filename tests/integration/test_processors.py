@@ -147,3 +147,44 @@ def test_worker_killed_mid_stream_ends_with_the_ground_truth(
         wait_for(broker, outputs, worker, timeout=150)
     finally:
         worker.stop()
+
+
+def test_a_worker_that_gets_no_partitions_says_so(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Restarted after SIGKILL: where the broker evicts the dead member, the new one gets the
+    partitions and is healthy; where it does not (noida), it warns within the bound."""
+    broker = own_broker
+    # Where dead members are evicted, the restart waits for the session timeout (6 s) first.
+    timeout = 30.0 if broker.capabilities.evicts_dead_members else 4.0
+    publish(broker, scenarios.reference())
+    worker = Worker(broker, tmp_path, store="memory", assignment_timeout=timeout).start()
+    try:
+        deadline = time.monotonic() + 90
+        while (answer := worker.health()) is None or not answer[1]["assigned"]:
+            assert time.monotonic() < deadline, f"never assigned: {answer}\n{worker.log_tail()}"
+            time.sleep(0.5)
+        assert answer[0] == 200 and answer[1]["partitions"] > 0
+        worker.kill()
+        restarted = time.monotonic()
+        worker.start()
+        warning = "no partitions assigned after"
+        if broker.capabilities.evicts_dead_members:
+            deadline = restarted + 90
+            while (answer := worker.health()) is None or not answer[1]["assigned"]:
+                assert time.monotonic() < deadline, f"not reassigned: {answer}"
+                time.sleep(0.5)
+            assert answer[0] == 200 and answer[1]["waiting_for_partitions_seconds"] == 0
+            assert warning not in worker.log_tail(400)
+            return
+        bound = restarted + timeout + 15  # the timeout, plus the worker's start-up
+        while (answer := worker.health()) is None or answer[0] != 503:
+            assert time.monotonic() < bound, f"no 503 within the bound: {answer}"
+            time.sleep(0.5)
+        assert answer[1]["assigned"] is False and answer[1]["partitions"] == 0
+        assert answer[1]["waiting_for_partitions_seconds"] >= timeout
+        assert answer[1]["assignment_timeout_seconds"] == timeout
+        lines = [line for line in worker.log_tail(400).splitlines() if warning in line]
+        assert len(lines) == 1 and "WARNING" in lines[0], worker.log_tail()
+    finally:
+        worker.stop()

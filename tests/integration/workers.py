@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,14 +29,27 @@ class Worker(WorkerProcess):
         data_dir: Path,
         store: str = "rocksdb",
         loglevel: str = "info",
+        assignment_timeout: float = 30.0,
     ) -> None:
-        super().__init__(broker.region, broker.bootstrap, data_dir, store, 2.0, loglevel)
+        super().__init__(
+            broker.region, broker.bootstrap, data_dir, store, 2.0, loglevel, assignment_timeout
+        )
         self.broker = broker
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
             body = r.read()
         return body.decode() if path == "/metrics" else json.loads(body)
+
+    def health(self) -> tuple[int, dict[str, Any]] | None:
+        """``/healthz``: (HTTP status, answer), or None while nothing listens."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+        except OSError:
+            return None
 
 
 def publish(broker: EmbeddedBroker, events: Iterable[Event]) -> int:

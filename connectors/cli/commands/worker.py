@@ -41,6 +41,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         tick_seconds=min(5.0, max(0.5, args.grace_seconds / 4)),
         session_timeout=args.session_timeout,
         rebalance_timeout=args.rebalance_timeout,
+        assignment_timeout=args.assignment_timeout,
         schema_registry_url=Settings.from_env().schema_registry_url,
         kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
     )
@@ -60,7 +61,8 @@ def register(sub: Subcommands) -> None:
             "recovery-efficiency tallies, and alerts, published to compacted topics. Creates "
             "missing registry topics first. Serves read-only views on --web-port: "
             "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
-            "/tallies/recovery-efficiency, /metrics (Prometheus). Stops cleanly on SIGTERM."
+            "/tallies/recovery-efficiency, /metrics (Prometheus), /healthz (whether it holds "
+            "partitions). Stops cleanly on SIGTERM."
         ),
     )
     add_cluster_options(worker)
@@ -96,6 +98,13 @@ def register(sub: Subcommands) -> None:
         type=float,
         default=60.0,
         help="how long a rebalance waits for members to rejoin, in seconds (default 60)",
+    )
+    worker.add_argument(
+        "--assignment-timeout",
+        type=float,
+        default=30.0,
+        help="seconds the worker may wait for its partitions before it logs a warning and "
+        "/healthz answers 503 (default 30)",
     )
     worker.add_argument(
         "--loglevel", default="warning", choices=["debug", "info", "warning", "error"]

@@ -10,9 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.events import Event, ManufactureEvent, ShipmentEvent
-from streams.domain.engine import chunked_json, loads
+from streams.domain.codec import chunked_messages, decode_messages
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
+from streams.domain.messages import CertificationCheck, CheckedEvent
+from streams.domain.states import OperatorState
 from tests import scenarios
 from tests.scenarios import MAKER, uid
 
@@ -219,16 +221,20 @@ def test_final_state_does_not_depend_on_arrival_order_or_duplicates(
     assert outputs(ledger) == expected
 
 
-@given(
-    st.lists(st.dictionaries(st.text(max_size=5), st.integers()), max_size=60), st.integers(1, 200)
+checked_events = st.builds(
+    CheckedEvent, st.text(max_size=8), st.integers(0, 2**62), st.text(max_size=5), st.text()
 )
-def test_chunked_json_keeps_every_item_in_order_within_the_limit(
-    items: list[dict[str, int]], limit: int
+
+
+@given(st.lists(st.lists(checked_events, max_size=4), max_size=60), st.integers(1, 200))
+def test_chunked_messages_keep_every_message_in_order_within_the_limit(
+    events: list[list[CheckedEvent]], limit: int
 ) -> None:
-    chunks = list(chunked_json(items, limit))
-    assert [item for chunk in chunks for item in loads(chunk)] == items
+    messages = [CertificationCheck(events=e) for e in events]
+    chunks = list(chunked_messages(list(messages), limit))
+    assert [m for chunk in chunks for m in decode_messages("operator/x", chunk)] == messages
     for chunk in chunks:
-        assert len(chunk) <= limit + 2 or len(loads(chunk)) == 1  # only a lone item may exceed
+        assert len(chunk) <= limit or len(decode_messages("operator/x", chunk)) == 1
 
 
 def test_a_burst_before_the_certificate_keeps_the_operator_state_small() -> None:
@@ -245,9 +251,11 @@ def test_a_burst_before_the_certificate_keeps_the_operator_state_small() -> None
     ledger.submit(burst)
     ledger.run(batch=500)
     state = ledger.states[operator_key(MAKER)]
-    assert len(state["pending"]) == PENDING_DETAIL
-    assert sum(hour[0] for hour in state["bulk"].values()) == 2 * PENDING_DETAIL
+    assert isinstance(state, OperatorState)
+    assert len(state.pending) == PENDING_DETAIL
+    assert sum(hour.count for hour in state.pending_by_hour.values()) == 2 * PENDING_DETAIL
     ledger.advance(60_000)  # nobody certified the maker: every event is flagged, by count
     alert = ledger.output("alerts")[f"uncertified/operator/{MAKER}"]
     assert alert["details"]["events"] == 3 * PENDING_DETAIL
-    assert len(ledger.states[operator_key(MAKER)]["flagged"]) == 100
+    state = ledger.states[operator_key(MAKER)]
+    assert isinstance(state, OperatorState) and len(state.flagged) == 100

@@ -1,0 +1,154 @@
+"""State of every entity, changed only by messages to its key, and the documents it publishes.
+
+One module per entity kind: :mod:`.lots`, :mod:`.batteries`, :mod:`.operators`,
+:mod:`.tallies`; shared pieces in :mod:`.genealogy` (profiles), :mod:`.alerts` (alerts and
+publishing) and :mod:`.effects`. :func:`handle` dispatches on the key's kind.
+
+Why the result does not depend on arrival order
+-----------------------------------------------
+Each entity keeps *facts* (what events said about it) in maps keyed by event id, never running
+totals of events. A fact applied twice is the same map entry, so a redelivered event changes
+nothing; facts arriving in any order end as the same maps. Everything published is computed from
+those maps, iterating in sorted order with integer arithmetic (:mod:`..quantities`).
+
+What one entity needs from another (a lot's composition and origins for the battery made from
+it, a cell's materials for its pack, a battery's materials for its model's tally) travels as a
+*profile* message carrying a revision: the number of facts the sender's profile rests on, its
+own plus the revisions of the profiles it received. Revisions only grow, and a profile that
+rests on every fact is strictly newer than any that misses one, so a receiver that keeps the
+highest revision per sender ends with the final profile whatever order the messages took.
+
+Deduplication memory is therefore the state itself: an entity remembers the ids of the events
+that changed it because it needs those facts to recompute; there is no time window after which
+a late duplicate could slip through. Its size is bounded by the entity's own history (a lot's
+creation, debits and shipments; a battery's events), which is what a passport must keep anyway.
+The exceptions are bounded on purpose: a battery keeps only its latest state-of-health
+reading (a maximum, so order and replays do not matter), and an operator keeps at most
+``PENDING_DETAIL`` events waiting for a certificate by id (the rest counted per hour) and the
+``FLAGGED_DETAIL`` newest alerted ones.
+
+Entity keys and what they hold (:mod:`..states`)
+------------------------------------------------
+``lot/<id>``                        creation fact(s), debits, shipments, input-lot profiles
+``battery/<id>``                    manufacture, use, shipment, shredding facts; input profiles
+``operator/<id>``                   certification facts; events waiting for a certification
+``recycled-content/<m>|<p>|<model>|<year>``  totals; each battery's contribution is stored
+                                             beside it under ``recycled-content-part/...``
+``recovery/<recycler>|<plant>|<year>``       totals; contributions under ``recovery-part/...``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.domain.codec import copy_state
+from streams.domain.entities.alerts import (
+    ALERTS,
+    LOTS,
+    OPERATORS,
+    PASSPORTS,
+    RECOVERY,
+    RECYCLED_CONTENT,
+)
+from streams.domain.entities.batteries import RECYCLED_CONTENT_MINIMUMS, handle_battery
+from streams.domain.entities.effects import Config, Document, Effects
+from streams.domain.entities.lots import handle_lot
+from streams.domain.entities.operators import (
+    FLAGGED_DETAIL,
+    PENDING_DETAIL,
+    CertificationIndex,
+    CertificationTimeline,
+    certified_at,
+    handle_operator,
+    operator_certified,
+)
+from streams.domain.entities.tallies import (
+    RECOVERY_TARGETS,
+    handle_recovery,
+    handle_recycled_content,
+    part_key,
+)
+from streams.domain.messages import Message
+from streams.domain.states import (
+    STATE_TYPES,
+    BatteryState,
+    LotState,
+    OperatorState,
+    State,
+)
+
+__all__ = [
+    "ALERTS",
+    "FLAGGED_DETAIL",
+    "LOTS",
+    "OPERATORS",
+    "PASSPORTS",
+    "PENDING_DETAIL",
+    "RECOVERY",
+    "RECOVERY_TARGETS",
+    "RECYCLED_CONTENT",
+    "RECYCLED_CONTENT_MINIMUMS",
+    "CertificationIndex",
+    "CertificationTimeline",
+    "Config",
+    "Effects",
+    "State",
+    "certified_at",
+    "document",
+    "due",
+    "handle",
+    "operator_certified",
+    "part_key",
+]
+
+#: Entity kind -> how messages change its state. Parts (``*-part/...``) receive no messages:
+#: their tally writes them.
+Handler = Callable[[str, Any, list[Message], int, Config, Effects], State]
+HANDLERS: dict[str, Handler] = {
+    "lot": handle_lot,
+    "battery": handle_battery,
+    "operator": handle_operator,
+    "recycled-content": handle_recycled_content,
+    "recovery": handle_recovery,
+}
+
+
+def handle(
+    key: str, state: State | None, messages: list[Message], now: int, cfg: Config, fx: Effects
+) -> State:
+    """Apply ``messages`` (all addressed to ``key``) to its state; return the new state."""
+    kind = key.split("/", 1)[0]
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        raise ValueError(f"no entity kind {kind!r} (key {key!r})")
+    if state is None:
+        state = STATE_TYPES[kind]()  # type: ignore[call-arg]
+    elif not isinstance(state, STATE_TYPES[kind]):
+        raise TypeError(f"state of {key!r} is a {type(state).__name__}")
+    return handler(key, state, messages, now, cfg, fx)
+
+
+def due(key: str, state: State, cfg: Config) -> int | None:
+    """When (wall ms) ``key`` next needs a tick to raise a waiting alert; None if never."""
+    if (
+        isinstance(state, LotState | BatteryState)
+        and state.waiting_since is not None
+        and f"unresolved/{key}" not in state.alerts
+    ):
+        return state.waiting_since + cfg.grace_ms
+    if isinstance(state, OperatorState):
+        waiting = [p.seen_at for p in state.pending.values()]
+        waiting += [h.seen_at for h in state.pending_by_hour.values()]
+        if waiting:
+            return min(waiting) + cfg.grace_ms
+    return None
+
+
+def document(key: str, state: State, now: int, cfg: Config) -> Document | None:
+    """The document ``key`` publishes for ``state`` (for read views), without changing it."""
+    scratch = copy_state(state)
+    scratch.published = None
+    fx = Effects()
+    handle(key, scratch, [], now, cfg, fx)
+    return next((doc for output, _, doc in fx.published if output != ALERTS), None)

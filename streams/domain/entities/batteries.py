@@ -1,0 +1,276 @@
+"""Batteries: manufacture, use, shipment, shredding and component facts and input profiles in;
+passports, profiles to the packs they are part of, tally contributions and alerts out."""
+
+from __future__ import annotations
+
+from streams.domain.entities.alerts import (
+    PASSPORTS,
+    alert,
+    holder,
+    is_outflow,
+    outflow_alert,
+    publish_alerts,
+    publish_if_changed,
+    unresolved_alert,
+)
+from streams.domain.entities.effects import Config, Document, Effects
+from streams.domain.entities.genealogy import (
+    MAX_GENEALOGY_DEPTH,
+    chosen,
+    hold,
+    lot_parts,
+    materials_view,
+    mix,
+    origins_view,
+    revision,
+    sorted_profile,
+)
+from streams.domain.messages import (
+    Manufactured,
+    Message,
+    PartOf,
+    Profile,
+    ProfileUpdate,
+    RecycledContentContribution,
+    RecycledContentLabels,
+    RecycledContentShare,
+    Shipped,
+    Shredded,
+    Used,
+)
+from streams.domain.quantities import iso, kg_from_grams, year
+from streams.domain.routing import battery_key, lot_key
+from streams.domain.states import BatteryState, HeldProfile, TallyMembership
+
+#: EU 2023/1542 Art. 8: minimum recycled content, share of the metal in active materials
+#: (lead: in the battery), from 18 Aug 2031 and from 18 Aug 2036.
+RECYCLED_CONTENT_MINIMUMS: dict[str, tuple[str, str]] = {
+    "cobalt": ("0.16", "0.26"),
+    "lithium": ("0.06", "0.12"),
+    "nickel": ("0.06", "0.15"),
+    "lead": ("0.85", "0.85"),
+}
+#: A status change: (time, event id, status).
+StatusChange = tuple[int, str, str]
+
+
+def _record_use(state: BatteryState, used: Used) -> None:
+    if used.action != "state_of_health":
+        state.uses.setdefault(used.event_id, used)
+        return
+    # Health reports come often and only the latest matters: keep the latest by (time, event
+    # id). A maximum is the same in any order and unchanged by a replay, and the state stays
+    # one report long however many arrive.
+    latest = state.latest_health
+    if latest is None or (used.occurred_at, used.event_id) > (latest.occurred_at, latest.event_id):
+        state.latest_health = used
+
+
+def _take_in(state: BatteryState, messages: list[Message]) -> set[str]:
+    """Record the facts and profiles; return the keys of packs it newly became part of."""
+    new_parents: set[str] = set()
+    for message in messages:
+        match message:
+            case Manufactured():
+                state.manufactured.setdefault(message.event_id, message)
+            case Used():
+                _record_use(state, message)
+            case Shipped():
+                state.shipments.setdefault(message.event_id, message)
+            case Shredded():
+                state.shredded.setdefault(message.event_id, message)
+            case PartOf() if message.event_id not in state.parents:
+                state.parents[message.event_id] = message
+                new_parents.add(message.parent)
+            case ProfileUpdate():
+                hold(state.inputs, message.source, message.revision, message.profile)
+    return new_parents
+
+
+def status_timeline(state: BatteryState, made: Manufactured | None) -> list[StatusChange]:
+    timeline: list[StatusChange] = []
+    if made is not None:
+        timeline.append((made.occurred_at, made.event_id, "original"))
+    timeline += [(u.occurred_at, u.event_id, u.status) for u in state.uses.values()]
+    if state.latest_health is not None:
+        h = state.latest_health
+        timeline.append((h.occurred_at, h.event_id, h.status))
+    timeline += [(s.occurred_at, s.event_id, "waste") for s in state.shredded.values()]
+    return sorted(timeline)
+
+
+def status_at(timeline: list[StatusChange], at: int) -> str | None:
+    status = None
+    for when, _, value in timeline:
+        if when > at:
+            break
+        status = value
+    return status
+
+
+def battery_profile(made: Manufactured, inputs: dict[str, HeldProfile]) -> Profile:
+    components: list[tuple[str, int | None]] = [(battery_key(c), None) for c in made.components]
+    return sorted_profile(mix(lot_parts(made.inputs) + components, inputs))
+
+
+def recycled_content_tally_key(made: Manufactured) -> str:
+    when = year(made.occurred_at)
+    return f"recycled-content/{made.operator_id}|{made.site_id}|{made.model}|{when}"
+
+
+def _send_profile(
+    key: str, state: BatteryState, profile: Profile, new_parents: set[str], fx: Effects
+) -> int:
+    """Send a changed profile to every pack it is part of, an unchanged one to new ones."""
+    current = revision(len(state.manufactured), state.inputs)
+    all_parents = sorted({p.parent for p in state.parents.values()})
+    targets = all_parents if state.profile_revision != current else sorted(new_parents)
+    for parent in targets:
+        fx.send(parent, ProfileUpdate(source=key, revision=current, profile=profile))
+    state.profile_revision = current
+    return current
+
+
+def _send_tally_contribution(
+    key: str, state: BatteryState, made: Manufactured, profile: Profile, current: int, fx: Effects
+) -> None:
+    tally = recycled_content_tally_key(made)
+    if state.tally == TallyMembership(tally, current):
+        return
+    labels = RecycledContentLabels(
+        manufacturer=made.operator_id,
+        plant=made.site_id,
+        model=made.model,
+        year=year(made.occurred_at),
+    )
+    metals = {m: v for m, v in profile.metals.items() if m in RECYCLED_CONTENT_MINIMUMS}
+    share = RecycledContentShare(labels=labels, metals=metals, complete=profile.complete)
+    fx.send(tally, RecycledContentContribution(source=key, revision=current, share=share))
+    # A battery whose chosen manufacture changed withdraws from the tally it was in.
+    previous = state.tally
+    if previous is not None and previous.tally != tally:
+        withdrawn = RecycledContentContribution(source=key, revision=current, share=None)
+        fx.send(previous.tally, withdrawn)
+    state.tally = TallyMembership(tally, current)
+
+
+def _manufactured_alerts(
+    key: str, battery_id: str, state: BatteryState, made: Manufactured, profile: Profile
+) -> dict[str, Document]:
+    alerts = {}
+    if profile.depth > MAX_GENEALOGY_DEPTH:
+        alerts[f"genealogy-cycle/{key}"] = alert(
+            "genealogy_cycle", key, f"battery {battery_id} contains itself"
+        )
+    if len(state.manufactured) > 1:
+        alerts[f"conflict/{key}"] = alert(
+            "conflicting_events",
+            key,
+            f"{len(state.manufactured)} manufacture events for battery {battery_id}; "
+            f"using {made.event_id}",
+            event_ids=sorted(state.manufactured),
+        )
+    return alerts
+
+
+def _outflows(
+    key: str, battery_id: str, state: BatteryState, timeline: list[StatusChange]
+) -> dict[str, Document]:
+    """Shipments of the battery, while it was waste, out of the alliance."""
+    what = f"waste battery {battery_id}"
+    return {
+        f"outflow/{eid}": outflow_alert(key, shipment, what)
+        for eid, shipment in sorted(state.shipments.items())
+        if is_outflow(shipment) and status_at(timeline, shipment.occurred_at) == "waste"
+    }
+
+
+def _references(state: BatteryState) -> list[str]:
+    """Event ids that refer to the battery."""
+    health = [state.latest_health.event_id] if state.latest_health is not None else []
+    return [*state.uses, *state.shipments, *state.shredded, *state.parents, *health]
+
+
+def handle_battery(
+    key: str, state: BatteryState, messages: list[Message], now: int, cfg: Config, fx: Effects
+) -> BatteryState:
+    new_parents = _take_in(state, messages)
+    made = chosen(state.manufactured)
+    battery_id = key.split("/", 1)[1]
+    alerts: dict[str, Document] = {}
+    profile = None
+    if made is not None:
+        profile = battery_profile(made, state.inputs)
+        if profile.depth <= MAX_GENEALOGY_DEPTH:
+            current = _send_profile(key, state, profile, new_parents, fx)
+            _send_tally_contribution(key, state, made, profile, current, fx)
+        alerts.update(_manufactured_alerts(key, battery_id, state, made, profile))
+    timeline = status_timeline(state, made)
+    if made is not None:
+        alerts.update(_outflows(key, battery_id, state, timeline))
+    message = f"battery {battery_id} is referenced but was never manufactured"
+    alerts.update(
+        unresolved_alert(state, key, now, cfg, made is not None, _references(state), message)
+    )
+    publish_alerts(state, fx, alerts)
+    if made is not None and profile is not None:
+        document = passport_view(battery_id, state, made, profile, timeline)
+        publish_if_changed(state, fx, PASSPORTS, battery_id, document)
+    return state
+
+
+def _passports(made: Manufactured, uses: list[Used]) -> list[str]:
+    """Passport ids in the order they were issued (a repurposed battery gets a new one)."""
+    passports = [made.passport_id]
+    for use in uses:
+        if use.new_passport_id and use.new_passport_id not in passports:
+            passports.append(use.new_passport_id)
+    return passports
+
+
+def passport_view(
+    battery_id: str,
+    state: BatteryState,
+    made: Manufactured,
+    profile: Profile,
+    timeline: list[StatusChange],
+) -> Document:
+    """The battery passport: identity, status, health, make-up, origin, where it is."""
+    uses = sorted(state.uses.values(), key=lambda u: (u.occurred_at, u.event_id))
+    passports = _passports(made, uses)
+    readings = [u for u in uses if u.state_of_health is not None]
+    if state.latest_health is not None:
+        readings.append(state.latest_health)
+    health = sorted(readings, key=lambda u: (u.occurred_at, u.event_id))
+    shreds = sorted(state.shredded.values(), key=lambda s: (s.occurred_at, s.event_id))
+    missing = sorted(
+        [k for k in made.inputs if lot_key(k) not in state.inputs]
+        + [c for c in made.components if battery_key(c) not in state.inputs]
+    )
+    return {
+        "battery_id": battery_id,
+        "passport_id": passports[-1],
+        "predecessor_passport_id": passports[-2] if len(passports) > 1 else None,
+        "passport_history": passports,
+        "status": timeline[-1][2] if timeline else "original",
+        "state_of_health": health[-1].state_of_health if health else None,
+        "category": made.category,
+        "level": made.level,
+        "model": made.model,
+        "chemistry": made.chemistry,
+        "manufacturer_id": made.operator_id,
+        "plant_id": made.site_id,
+        "region": made.region,
+        "manufactured_at": iso(made.occurred_at),
+        "mass_kg": kg_from_grams(made.grams),
+        "capacity_kwh": made.capacity_kwh,
+        "carbon_footprint": made.carbon_footprint,
+        "components": made.components,
+        "part_of": sorted({p.parent.split("/", 1)[1] for p in state.parents.values()}),
+        "materials": materials_view(profile.metals),
+        "origin": origins_view(profile.origins, profile.grams),
+        "holder": holder(state.shipments),
+        "shredded_into": shreds[-1].black_mass_lot_id if shreds else None,
+        "complete": profile.complete,
+        "missing_inputs": missing,
+    }

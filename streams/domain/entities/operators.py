@@ -1,0 +1,251 @@
+"""Operators: certifications and certification checks in; operator documents and alerts for
+events that occurred while their operator held no valid certification out."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from streams.domain.entities.alerts import (
+    OPERATORS,
+    alert,
+    publish_alerts,
+    publish_if_changed,
+)
+from streams.domain.entities.effects import Config, Document, Effects
+from streams.domain.messages import Certification, CertificationCheck, CheckedEvent, Message
+from streams.domain.quantities import iso, micros
+from streams.domain.states import FlaggedEvent, OperatorState, PendingCheck, PendingHour
+
+#: Events waiting for their operator's certification are kept one by one up to this many per
+#: operator; beyond that they are counted per hour in which they occurred. A burst read before
+#: the certificate (on a replay, partitions are read in any order) must not grow an operator's
+#: state without bound. Counting in bulk gives up exact deduplication for those: a replayed
+#: event there is counted again in the alert's total (it cannot change passports or tallies).
+PENDING_DETAIL = 500
+#: Flagged events remembered by id (the newest), for deduplication and the alert's examples.
+FLAGGED_DETAIL = 100
+_HOUR_US = 3600 * 10**6
+_Fact = TypeVar("_Fact")
+
+
+class _CoverageIndex(Generic[_Fact]):
+    """Which times an operator's certifications cover; built once, asked many times.
+
+    Per scheme (either region's: certification is mutual), the latest certification fact at or
+    before a time decides: certified and not expired covers; revoked does not.
+    """
+
+    def __init__(self, certs: Iterable[_Fact]) -> None:
+        by_scheme: dict[tuple[str, str], list[tuple[_Terms, _Fact]]] = {}
+        for fact in certs:
+            terms = self._terms(fact)
+            by_scheme.setdefault((terms.scheme_region, terms.scheme), []).append((terms, fact))
+        self._timelines = [
+            sorted(facts, key=lambda tf: (tf[0].at, tf[0].event_id)) for facts in by_scheme.values()
+        ]
+        self._keys = [[(t.at, t.event_id) for t, _ in timeline] for timeline in self._timelines]
+
+    @staticmethod
+    def _terms(fact: _Fact) -> _Terms:
+        raise NotImplementedError
+
+    def covers(self, at: int) -> bool:
+        return self.covering(at) is not None
+
+    def covering(self, at: int) -> _Fact | None:
+        """The certification fact that covers ``at`` (the first scheme's that does), or None."""
+        for timeline, keys in zip(self._timelines, self._keys, strict=True):
+            i = bisect.bisect_right(keys, (at, "\uffff")) - 1
+            if i >= 0:
+                terms, fact = timeline[i]
+                if terms.action == "certified" and (terms.until is None or terms.until >= at):
+                    return fact
+        return None
+
+
+class _Terms(NamedTuple):
+    scheme_region: str
+    scheme: str
+    at: int
+    event_id: str
+    action: str
+    until: int | None
+
+
+class CertificationTimeline(_CoverageIndex[Certification]):
+    """The index over an operator's :class:`Certification` facts."""
+
+    @staticmethod
+    def _terms(fact: Certification) -> _Terms:
+        return _Terms(
+            fact.scheme_region,
+            fact.scheme,
+            fact.occurred_at,
+            fact.event_id,
+            fact.action,
+            fact.valid_until,
+        )
+
+
+class CertificationIndex(_CoverageIndex[dict[str, Any]]):
+    """The index over certification facts as dictionaries (``eid``, ``at``, ``action``,
+    ``scheme_region``, ``scheme``, ``until``), as the mirror keeps them."""
+
+    @staticmethod
+    def _terms(fact: dict[str, Any]) -> _Terms:
+        return _Terms(
+            fact["scheme_region"],
+            fact["scheme"],
+            fact["at"],
+            fact["eid"],
+            fact["action"],
+            fact["until"],
+        )
+
+
+def certified_at(certs: Iterable[Certification], at: int) -> bool:
+    return CertificationTimeline(certs).covers(at)
+
+
+def _wait(state: OperatorState, event: CheckedEvent, now: int) -> None:
+    """Keep an uncovered event waiting for a certificate: by id, or counted per hour."""
+    if len(state.pending) < PENDING_DETAIL:
+        state.pending[event.event_id] = PendingCheck(
+            event.occurred_at, event.event_type, event.subject, now
+        )
+        return
+    at = event.occurred_at
+    hour = state.pending_by_hour.setdefault(str(at // _HOUR_US), PendingHour(0, now, at, at))
+    hour.count += 1
+    hour.first, hour.last = min(hour.first, at), max(hour.last, at)
+
+
+def _take_in(state: OperatorState, messages: list[Message], now: int) -> CertificationTimeline:
+    """Record certifications, then hold every checked event no certification covers."""
+    for message in messages:
+        if isinstance(message, Certification):
+            state.certifications.setdefault(message.event_id, message)
+    index = CertificationTimeline(state.certifications.values())
+    for message in messages:
+        if not isinstance(message, CertificationCheck):
+            continue
+        for event in message.events:
+            eid = event.event_id
+            if index.covers(event.occurred_at) or eid in state.pending or eid in state.flagged:
+                continue
+            _wait(state, event, now)
+    return index
+
+
+def _flag(state: OperatorState, count: int, example: tuple[str, FlaggedEvent] | None) -> None:
+    state.flagged_total += count
+    if example is None:
+        return
+    state.flagged[example[0]] = example[1]
+    if len(state.flagged) > FLAGGED_DETAIL:
+        oldest = min(state.flagged.items(), key=lambda kv: (kv[1].occurred_at, kv[0]))[0]
+        del state.flagged[oldest]
+
+
+def _settle(state: OperatorState, index: CertificationTimeline, now: int, cfg: Config) -> None:
+    """Drop waiting events a certificate now covers; flag those that waited out the grace."""
+    for eid in sorted(state.pending):
+        p = state.pending[eid]
+        if index.covers(p.occurred_at):
+            del state.pending[eid]
+        elif now - p.seen_at >= cfg.grace_ms:
+            del state.pending[eid]
+            _flag(state, 1, (eid, FlaggedEvent(p.occurred_at, p.event_type, p.subject)))
+    for hour_key in sorted(state.pending_by_hour):
+        hour = state.pending_by_hour[hour_key]
+        # Covered at both ends of the hour counts as covered (certificates change rarely).
+        if index.covers(hour.first) and index.covers(hour.last):
+            del state.pending_by_hour[hour_key]
+        elif now - hour.seen_at >= cfg.grace_ms:
+            del state.pending_by_hour[hour_key]
+            _flag(state, hour.count, None)
+
+
+def _uncertified_alert(key: str, operator_id: str, state: OperatorState) -> dict[str, Document]:
+    if not state.flagged_total:
+        return {}
+    newest = sorted(state.flagged.items(), key=lambda kv: (kv[1].occurred_at, kv[0]))[-10:]
+    return {
+        f"uncertified/{key}": alert(
+            "uncertified_operator",
+            key,
+            f"{state.flagged_total} event(s) from operator {operator_id}, which held no valid "
+            "certification in either region when they occurred",
+            events=state.flagged_total,
+            latest=[
+                {
+                    "event_id": e,
+                    "event_type": f.event_type,
+                    "subject": f.subject,
+                    "occurred_at": iso(f.occurred_at),
+                }
+                for e, f in newest
+            ],
+        )
+    }
+
+
+def operator_view(operator_id: str, state: OperatorState) -> Document:
+    certifications = sorted(
+        state.certifications.values(), key=lambda c: (c.occurred_at, c.event_id)
+    )
+    return {
+        "operator_id": operator_id,
+        "certifications": [
+            {
+                "event_id": c.event_id,
+                "action": c.action,
+                "scheme_region": c.scheme_region,
+                "scheme": c.scheme,
+                "certificate_id": c.certificate_id,
+                "occurred_at": iso(c.occurred_at),
+                "valid_until": None if c.valid_until is None else iso(c.valid_until),
+            }
+            for c in certifications
+        ],
+    }
+
+
+def handle_operator(
+    key: str, state: OperatorState, messages: list[Message], now: int, cfg: Config, fx: Effects
+) -> OperatorState:
+    index = _take_in(state, messages, now)
+    _settle(state, index, now, cfg)
+    operator_id = key.split("/", 1)[1]
+    publish_alerts(state, fx, _uncertified_alert(key, operator_id, state))
+    if state.certifications:
+        publish_if_changed(state, fx, OPERATORS, operator_id, operator_view(operator_id, state))
+    return state
+
+
+def operator_certified(document: Document | None, at: int) -> bool:
+    """Read side of :func:`certified_at`, over a published operator document."""
+    if not document:
+        return False
+    certs = [
+        Certification(
+            event_id=c["event_id"],
+            event_type="certification",
+            occurred_at=micros(datetime.fromisoformat(c["occurred_at"])),
+            operator_id="",
+            site_id="",
+            region="",
+            action=c["action"],
+            scheme_region=c["scheme_region"],
+            scheme=c["scheme"],
+            certificate_id=c["certificate_id"],
+            valid_until=None
+            if c["valid_until"] is None
+            else micros(datetime.fromisoformat(c["valid_until"])),
+        )
+        for c in document["certifications"]
+    ]
+    return certified_at(certs, at)

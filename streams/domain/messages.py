@@ -1,0 +1,242 @@
+"""Entity messages: what routing and the entities send to an entity key, typed and versioned.
+
+Every message is a tagged ``msgspec.Struct``; the tag (field ``type``) names the message and its
+format version, ``"<name>/<version>"`` (``"lot-created/2"``). A change to a message's fields
+gets a new version and a new class; the old class stays decodable and is upgraded on reading,
+which is how version 1 (the JSON dictionaries of before, ``{"m": "created", "fact": {...}}``)
+is read: see :mod:`streams.domain.legacy`. How messages and states are written to Kafka is
+described in :mod:`streams.domain.codec`.
+
+Facts (what one event said about one entity) are the messages routing sends; entities keep
+them as they came, keyed by event id, which is what makes applying one twice harmless.
+Quantities are exact integers (:mod:`streams.domain.quantities`): grams, parts per million,
+micrograms, microseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import msgspec
+
+#: Format version of the messages defined here (version 1: the JSON dictionaries).
+MESSAGE_VERSION = 2
+
+
+class Versioned(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+    """Base of every message: tagged ``"<name>/<version>"`` in the field ``type``."""
+
+
+class LotPortion(msgspec.Struct, frozen=True, array_like=True):
+    """Grams of a lot and its composition in parts per million per metal."""
+
+    grams: int
+    composition: dict[str, int]
+
+
+class MetalMass(msgspec.Struct, array_like=True):
+    """Micrograms of one metal, and how many of them are recycled pre- and post-consumer."""
+
+    total: int
+    pre_consumer: int
+    post_consumer: int
+
+
+class Profile(msgspec.Struct, kw_only=True):
+    """What an entity is made of, as far as its genealogy is known.
+
+    A lot's or battery's mass, its metals, the micrograms of primary origin per
+    ``"<country>|<site>"``, whether every input is known, and the genealogy's depth.
+    """
+
+    grams: int
+    metals: dict[str, MetalMass]
+    origins: dict[str, int]
+    complete: bool = True
+    depth: int = 0
+
+
+class Fact(Versioned, frozen=True, kw_only=True):
+    """What one event said about one entity: the event's envelope, then its own fields."""
+
+    event_id: str
+    event_type: str
+    occurred_at: int  # microseconds since the epoch
+    operator_id: str
+    site_id: str
+    region: str
+
+
+class LotCreated(Fact, frozen=True, tag="lot-created/2"):
+    """A lot came into being: extracted, refined, recovered, or shredded into black mass."""
+
+    kind: str  # extracted | refined | recovered | shredded
+    form: str
+    material: str
+    grams: int
+    composition: dict[str, int]
+    country: str | None = None  # extracted: where it was mined
+    batch_id: str | None = None  # refined: the batch that made it
+    inputs: dict[str, int] = {}  # refined, recovered: grams taken from each input lot
+    batch_outputs: dict[str, LotPortion] = {}  # refined: every output lot of the batch
+    pre_consumer_grams: int = 0  # shredded: batteries that were manufacturing scrap
+    post_consumer_grams: int = 0  # shredded: batteries that were used
+
+
+class LotDebited(Fact, frozen=True, tag="lot-debited/2"):
+    """Grams taken from a lot by the entities in ``consumers`` (their keys)."""
+
+    grams: int
+    consumers: list[str]
+    recovery_outputs: dict[str, LotPortion] | None = None  # a recovery: the lots it put out
+
+
+class Shipped(Fact, frozen=True, tag="shipped/2"):
+    """A lot or battery moved between sites."""
+
+    grams: int
+    from_site_id: str
+    from_country: str
+    to_site_id: str
+    to_country: str
+    hs_code: str
+
+
+class Manufactured(Fact, frozen=True, tag="battery-manufactured/2"):
+    """A cell, module or pack was made from lots and components."""
+
+    passport_id: str
+    level: str
+    category: str
+    model: str
+    chemistry: str
+    grams: int
+    capacity_kwh: str
+    #: The contract's carbon footprint as JSON, passed through to the passport unchanged.
+    carbon_footprint: dict[str, Any] | None = None
+    inputs: dict[str, int] = {}  # grams taken from each lot
+    components: list[str] = []  # battery ids, sorted
+
+
+class Used(Fact, frozen=True, tag="battery-used/2"):
+    """Use or collection of a battery: a status, a health reading or a new passport."""
+
+    action: str
+    status: str
+    state_of_health: str | None = None
+    new_passport_id: str | None = None
+    predecessor_passport_id: str | None = None
+
+
+class Shredded(Fact, frozen=True, tag="battery-shredded/2"):
+    """A battery went into a black mass lot."""
+
+    black_mass_lot_id: str
+    grams: int
+
+
+class PartOf(Fact, frozen=True, tag="part-of/2"):
+    """A battery became a component of another (``parent``: the parent's entity key)."""
+
+    parent: str
+
+
+class Certification(Fact, frozen=True, tag="certification/2"):
+    """An operator was certified, or its certification revoked, under a scheme."""
+
+    action: str
+    scheme_region: str
+    scheme: str
+    certificate_id: str
+    valid_until: int | None = None  # microseconds since the epoch
+
+
+class CheckedEvent(msgspec.Struct, frozen=True, array_like=True):
+    """An event whose operator must have been certified when it occurred."""
+
+    event_id: str
+    occurred_at: int
+    event_type: str
+    subject: str
+
+
+class CertificationCheck(Versioned, frozen=True, tag="certification-check/2"):
+    """Events of one operator to hold against its certifications."""
+
+    events: list[CheckedEvent]
+
+
+class ProfileUpdate(Versioned, frozen=True, tag="profile/2"):
+    """The sender's profile, resting on ``revision`` facts (see :mod:`.entities`)."""
+
+    source: str
+    revision: int
+    profile: Profile
+
+
+class RecycledContentLabels(msgspec.Struct, frozen=True, kw_only=True):
+    manufacturer: str
+    plant: str
+    model: str
+    year: int
+
+
+class RecycledContentShare(msgspec.Struct, kw_only=True):
+    """One battery's metals (those with a recycled-content minimum) for its model's tally."""
+
+    labels: RecycledContentLabels
+    metals: dict[str, MetalMass]
+    complete: bool
+
+
+class RecoveryLabels(msgspec.Struct, frozen=True, kw_only=True):
+    recycler: str
+    plant: str
+    year: int
+
+
+class RecoveryShare(msgspec.Struct, kw_only=True):
+    """One recovery's metal in and out, micrograms per metal, for its plant's tally."""
+
+    labels: RecoveryLabels
+    input: dict[str, int]
+    output: dict[str, int]
+
+
+class RecycledContentContribution(Versioned, frozen=True, tag="recycled-content-contribution/2"):
+    """A battery's newest share of a tally; ``share`` None withdraws it."""
+
+    source: str
+    revision: int
+    share: RecycledContentShare | None
+
+
+class RecoveryContribution(Versioned, frozen=True, tag="recovery-contribution/2"):
+    """A recovery's newest share of a tally; ``share`` None withdraws it."""
+
+    source: str
+    revision: int
+    share: RecoveryShare | None
+
+
+class Tick(Versioned, frozen=True, tag="tick/2"):
+    """Time passed: raise alerts whose grace period is over."""
+
+
+Message: TypeAlias = (
+    LotCreated
+    | LotDebited
+    | Shipped
+    | Manufactured
+    | Used
+    | Shredded
+    | PartOf
+    | Certification
+    | CertificationCheck
+    | ProfileUpdate
+    | RecycledContentContribution
+    | RecoveryContribution
+    | Tick
+)
+#: A message and the key of the entity it is for.
+Addressed: TypeAlias = tuple[str, Message]

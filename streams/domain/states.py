@@ -1,0 +1,175 @@
+"""Entity states, as kept in the worker's tables and their changelog topics: typed, versioned.
+
+One state class per entity kind, each a tagged ``msgspec.Struct`` whose tag (field ``type``) is
+``"<kind>/<version>"`` (``"lot/2"``). Facts are kept as the messages that brought them
+(:mod:`.messages`), keyed by event id. Encoding, and reading older versions, is
+:mod:`.codec`'s job; what each field means for the entity, :mod:`.entities`'.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import msgspec
+
+from streams.domain.messages import (
+    Certification,
+    LotCreated,
+    LotDebited,
+    Manufactured,
+    MetalMass,
+    PartOf,
+    Profile,
+    RecoveryLabels,
+    RecoveryShare,
+    RecycledContentLabels,
+    RecycledContentShare,
+    Shipped,
+    Shredded,
+    Used,
+)
+
+#: Format version of the states defined here (version 1: the JSON dictionaries).
+STATE_VERSION = 2
+
+
+class HeldProfile(msgspec.Struct, array_like=True):
+    """The newest profile received from one sender, and the revision it rests on."""
+
+    revision: int
+    profile: Profile
+
+
+class AlertMemory(msgspec.Struct, array_like=True):
+    """What was last published for an alert: its digest (``"resolved"`` once resolved)."""
+
+    digest: str
+    kind: str
+    subject: str
+
+
+class EntityState(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
+    """Base of every state: the digest of the document last published."""
+
+    published: str | None = None
+
+
+class LotState(EntityState, tag="lot/2"):
+    created: dict[str, LotCreated] = {}
+    debits: dict[str, LotDebited] = {}
+    shipments: dict[str, Shipped] = {}
+    inputs: dict[str, HeldProfile] = {}  # input lot key -> its newest profile
+    profile_revision: int | None = None  # revision of the profile last sent to consumers
+    recovery_revision: int | None = None  # revision of the recovery contributions last sent
+    alerts: dict[str, AlertMemory] = {}
+    waiting_since: int | None = None  # wall ms: referenced but not created since then
+
+
+class TallyMembership(msgspec.Struct, array_like=True):
+    """The tally a battery contributes to, and the revision of its contribution."""
+
+    tally: str
+    revision: int
+
+
+class BatteryState(EntityState, tag="battery/2"):
+    manufactured: dict[str, Manufactured] = {}
+    uses: dict[str, Used] = {}  # all but health readings
+    latest_health: Used | None = None  # only the latest reading by (time, event id)
+    shipments: dict[str, Shipped] = {}
+    shredded: dict[str, Shredded] = {}
+    parents: dict[str, PartOf] = {}
+    inputs: dict[str, HeldProfile] = {}  # input lot or component key -> its newest profile
+    profile_revision: int | None = None
+    tally: TallyMembership | None = None
+    alerts: dict[str, AlertMemory] = {}
+    waiting_since: int | None = None
+
+
+class PendingCheck(msgspec.Struct, array_like=True):
+    """An event waiting for its operator's certification, since ``seen_at`` (wall ms)."""
+
+    occurred_at: int
+    event_type: str
+    subject: str
+    seen_at: int
+
+
+class PendingHour(msgspec.Struct, array_like=True):
+    """Events beyond the detailed ones, counted per hour in which they occurred."""
+
+    count: int
+    seen_at: int
+    first: int
+    last: int
+
+
+class FlaggedEvent(msgspec.Struct, array_like=True):
+    occurred_at: int
+    event_type: str
+    subject: str
+
+
+class OperatorState(EntityState, tag="operator/2"):
+    certifications: dict[str, Certification] = {}
+    pending: dict[str, PendingCheck] = {}
+    pending_by_hour: dict[str, PendingHour] = {}  # hours since the epoch -> count
+    flagged: dict[str, FlaggedEvent] = {}
+    flagged_total: int = 0
+    alerts: dict[str, AlertMemory] = {}
+
+
+class RecoveredMetal(msgspec.Struct, array_like=True):
+    """Micrograms of a metal that went into recoveries and came out."""
+
+    input: int
+    recovered: int
+
+
+class RecycledContentTally(EntityState, tag="recycled-content/2"):
+    labels: RecycledContentLabels | None = None
+    totals: dict[str, MetalMass] = {}
+    sources: int = 0
+    incomplete: int = 0
+
+
+class RecoveryTally(EntityState, tag="recovery/2"):
+    labels: RecoveryLabels | None = None
+    totals: dict[str, RecoveredMetal] = {}
+    sources: int = 0
+    incomplete: int = 0
+
+
+class RecycledContentPart(EntityState, tag="recycled-content-part/2"):
+    """One battery's last contribution to a tally, stored beside the tally."""
+
+    revision: int
+    share: RecycledContentShare | None = None
+
+
+class RecoveryPart(EntityState, tag="recovery-part/2"):
+    """One recovery's last contribution to a tally, stored beside the tally."""
+
+    revision: int
+    share: RecoveryShare | None = None
+
+
+State: TypeAlias = (
+    LotState
+    | BatteryState
+    | OperatorState
+    | RecycledContentTally
+    | RecoveryTally
+    | RecycledContentPart
+    | RecoveryPart
+)
+#: Entity kind (a key's prefix) -> its state class.
+STATE_TYPES: dict[str, type[State]] = {
+    "lot": LotState,
+    "battery": BatteryState,
+    "operator": OperatorState,
+    "recycled-content": RecycledContentTally,
+    "recovery": RecoveryTally,
+    "recycled-content-part": RecycledContentPart,
+    "recovery-part": RecoveryPart,
+}
