@@ -99,7 +99,9 @@ def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
 
     created, states = create_missing(
-        _client_config(args, args.region), replication_factor=args.replication_factor
+        _client_config(args, args.region),
+        replication_factor=args.replication_factor,
+        connect_timeout=args.connect_timeout or Settings.from_env().connect_timeout,
     )
     for name in created:
         out.write(f"created {name}\n")
@@ -109,7 +111,9 @@ def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_topics_list(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import describe
 
-    return _report_states(describe(_client_config(args, args.region)), out, quiet_ok=False)
+    timeout = args.connect_timeout or Settings.from_env().connect_timeout
+    states = describe(_client_config(args, args.region), connect_timeout=timeout)
+    return _report_states(states, out, quiet_ok=False)
 
 
 def _report_states(states: Sequence[TopicState], out: TextIO, quiet_ok: bool) -> int:
@@ -159,6 +163,7 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
         err=sys.stderr,
         csv=csv,
         event_type=args.event_type,
+        connect_timeout=args.connect_timeout or settings.connect_timeout,
     )
     out.write(report.summary() + "\n")
     return 0 if report.ok else 1
@@ -237,7 +242,7 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     if args.secret_file is not None:
         secret: bytes | None = args.secret_file.read_bytes().strip()
     else:
-        secret = settings.sharing_secret
+        secret = settings.sharing_secret_bytes()
     if not secret:
         raise ValueError(
             "no pseudonymisation secret: give --secret-file FILE or set "
@@ -538,10 +543,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cluster_options(create)
     create.add_argument("--replication-factor", type=int, help="default: min(3, number of brokers)")
+    create.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report the cluster unreachable (exit 2) after this long "
+        "(default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
+    )
     listing = command(
         "list", "show the registry's topics as the cluster has them", cmd_topics_list, topics_sub
     )
     _add_cluster_options(listing)
+    listing.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report the cluster unreachable (exit 2) after this long "
+        "(default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
+    )
 
     produce = command(
         "produce",
@@ -566,6 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--event-type",
         help="CSV: the event type of every row, when the file has no event_type column; "
         "'batteryloop csv-columns TYPE' lists a type's columns",
+    )
+    produce.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report a cluster unreachable (exit 2) if it does not answer within this long "
+        "before its first event (default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
     )
     produce.add_argument(
         "--rejects",
