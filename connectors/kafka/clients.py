@@ -87,7 +87,7 @@ class RateLimitedLog:
                 return
             suppressed = seen.suppressed if seen is not None else 0
             self._seen[key] = _Seen(now)
-        more = f" ({suppressed} more like it in {self.interval:.0f} s)" if suppressed else ""
+        more = f" ({suppressed} more like it in {self.interval:g} s)" if suppressed else ""
         label = f"kafka {facility}" if facility else "kafka"
         self.logger.log(level, "%s: %s%s", label, message, more)
 
