@@ -26,10 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, ClusterMetadata
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import ClusterMetadata
 
 from connectors.settings import is_secret_property
 
@@ -109,7 +110,10 @@ def _with_logging(config: Mapping[str, Any], error_cb: ErrorCallback | None) -> 
     return {**config, "logger": client_log, "error_cb": on_error}
 
 
-def _build(kind: Callable[[dict[str, Any]], Any], config: dict[str, Any]) -> Any:
+Client = TypeVar("Client", Producer, Consumer, AdminClient)
+
+
+def _build(kind: Callable[[dict[str, Any]], Client], config: dict[str, Any]) -> Client:
     try:
         return kind(config)
     except (KafkaException, ValueError, TypeError) as exc:
@@ -213,7 +217,8 @@ def check_reachable(config: Mapping[str, Any], timeout: float) -> ClusterMetadat
     collected = _Collected()
     client = _build(AdminClient, {**config, "logger": collected, "error_cb": collected.error_cb})
     try:
-        return client.list_topics(timeout=timeout)
+        metadata: ClusterMetadata = client.list_topics(timeout=timeout)
+        return metadata
     except KafkaException as exc:
         client.poll(0)  # serves the error callbacks of the attempt
         error = exc.args[0] if exc.args else None
