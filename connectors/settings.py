@@ -81,10 +81,13 @@ class _Environment(EnvSettingsSource):
     """The plain variables (``BATTERYLOOP_EU_BOOTSTRAP`` ...) from the chosen environment."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _current_environ()
-        if self.case_sensitive:
-            return dict(environ)
-        return {name.lower(): value for name, value in environ.items()}
+        # the property dicts come from _KafkaProperties only, never from one JSON variable
+        skip = {f"{PREFIX}KAFKA".lower(), f"{PREFIX}REGION_KAFKA".lower()}
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in _current_environ().items()
+            if name.lower() not in skip
+        }
 
 
 class _KafkaProperties(PydanticBaseSettingsSource):

@@ -68,9 +68,11 @@ def test_plain_variables_and_defaults() -> None:
             "BATTERYLOOP_EU_BOOTSTRAP": "eu:9092",
             "BATTERYLOOP_JP_BOOTSTRAP": "",  # empty: unset
             "BATTERYLOOP_SCHEMA_REGISTRY_URL": "http://registry:8081",
+            "BATTERYLOOP_KAFKA": "not a property",  # no property name: ignored
         }
     )
     assert settings.bootstrap == {Region.EU: "eu:9092"}
+    assert settings.kafka == {}
     assert settings.schema_registry_url == "http://registry:8081"
     assert settings.sharing_secret is None and settings.sharing_secret_bytes() is None
     assert settings.connect_timeout == 10.0
