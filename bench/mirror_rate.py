@@ -23,9 +23,10 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.embedded import BACKENDS, two_regions
 from connectors.mirror import policy as sharing
@@ -72,26 +73,21 @@ def events(n: int) -> list[ManufactureEvent]:
 
 
 def publish(bootstrap: str, values: list[tuple[str, bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = clients.producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for topic, key, value in values:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        clients.produce(producer, topic, value, key)
     producer.flush()
 
 
 def raw_copy(source: str, target: str, topic: str, n: int) -> float:
-    consumer = Consumer(
+    consumer = clients.consumer(
         {
             "bootstrap.servers": source,
             "group.id": f"raw-{uuid.uuid4()}",
             "enable.auto.commit": False,
         }
     )
-    producer = Producer(
+    producer = clients.producer(
         {
             "bootstrap.servers": target,
             "linger.ms": 5,
@@ -109,19 +105,15 @@ def raw_copy(source: str, target: str, topic: str, n: int) -> float:
                 if m.error().code() != KafkaError._PARTITION_EOF:
                     raise RuntimeError(m.error().str())
                 continue
-            while True:
-                try:
-                    producer.produce(
-                        "raw-copy." + topic,
-                        m.value(),
-                        m.key(),
-                        partition=m.partition(),
-                        headers=m.headers(),
-                        timestamp=m.timestamp()[1],
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            clients.produce(
+                producer,
+                "raw-copy." + topic,
+                m.value(),
+                m.key(),
+                partition=m.partition(),
+                headers=m.headers(),
+                timestamp=m.timestamp()[1],
+            )
             copied += 1
         producer.poll(0)
     producer.flush()
@@ -200,9 +192,9 @@ def main() -> None:
         for b in (eu, jp):
             create_missing({"bootstrap.servers": b})
         publish(eu, values)
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import NewTopic
 
-        admin = AdminClient({"bootstrap.servers": jp})  # kept alive until the topic exists
+        admin = clients.admin({"bootstrap.servers": jp})  # kept alive until the topic exists
         created = admin.create_topics([NewTopic("raw-copy." + topic, EVENT_PARTITIONS, 1)])
         for future in created.values():
             future.result()

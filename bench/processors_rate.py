@@ -28,10 +28,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenario generator
 
+from connectors.kafka import clients  # noqa: E402
 from connectors.kafka.admin import create_missing  # noqa: E402
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
 from schemas.events import (  # noqa: E402
@@ -115,10 +114,10 @@ def run_worker(events: list[Event], backend: str) -> tuple[float, float]:
     serde = Serde()
     with EmbeddedBroker(Region.EU, backend) as broker, tempfile.TemporaryDirectory() as tmp:
         create_missing({"bootstrap.servers": broker.bootstrap})
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+        producer = clients.producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
         for e in events:
             topic = event_topic_name(e.event_type)
-            producer.produce(topic, key=e.key().encode(), value=serde.encode(e, topic))
+            clients.produce(producer, topic, serde.encode(e, topic), e.key().encode())
             producer.poll(0)
         producer.flush()
         worker = Worker(broker, Path(tmp), store="memory", loglevel="warning").start()

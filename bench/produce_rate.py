@@ -17,9 +17,8 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from confluent_kafka import Producer
-
 from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer
+from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
 from schemas.events import ManufactureEvent
@@ -81,14 +80,9 @@ def main() -> None:
         print(f"{n:,} manufacture events ({len(encoded[0][1])} bytes each) to {args.backend}")
 
         def produce_all(items):
-            producer = Producer({**config, **DEFAULTS, **ENFORCED})
+            producer = clients.producer({**config, **DEFAULTS, **ENFORCED})
             for key, value in items:
-                while True:
-                    try:
-                        producer.produce(topic, value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                clients.produce(producer, topic, value, key)
                 producer.poll(0)
             assert producer.flush(60) == 0
 

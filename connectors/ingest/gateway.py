@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 from pydantic import ValidationError
 
 from connectors.ingest.producer import DEFAULTS, ENFORCED
+from connectors.kafka import clients
 from schemas.events import ANY_EVENT, EVENT_MODELS, Event
 from schemas.serde import Serde
 from schemas.topics import EVENT_TOPICS
@@ -61,7 +62,7 @@ class Gateway:
         self.region = region
         self.tokens = tokens
         self.serde = serde
-        self.producer = Producer({**DEFAULTS, "linger.ms": "5", **kafka, **ENFORCED})
+        self.producer = clients.producer({**DEFAULTS, "linger.ms": "5", **kafka, **ENFORCED})
         self._poller: asyncio.Task[None] | None = None
 
     # --- the app ------------------------------------------------------------------------------
@@ -177,17 +178,15 @@ class Gateway:
         for event in events:
             future: asyncio.Future[None] = loop.create_future()
             topic = EVENT_TOPICS[event.event_type].name
-            while True:
-                try:
-                    self.producer.produce(
-                        topic,
-                        self.serde.encode(event, topic),
-                        event.key().encode(),
-                        on_delivery=_resolver(loop, future),
-                    )
-                    break
-                except BufferError:
-                    await asyncio.sleep(0.01)
+            # a full local queue blocks here while delivery reports (served in this thread,
+            # so the futures resolve on the loop) make room
+            clients.produce(
+                self.producer,
+                topic,
+                self.serde.encode(event, topic),
+                event.key().encode(),
+                on_delivery=_resolver(loop, future),
+            )
             futures.append(future)
         failures = [r for r in await asyncio.gather(*futures, return_exceptions=True) if r]
         if failures:

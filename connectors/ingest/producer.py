@@ -4,7 +4,11 @@ Safety is not optional here: ``acks=all`` and ``enable.idempotence=true`` are al
 retried send is never duplicated or reordered within a partition), a failed delivery is raised
 as :class:`DeliveryError` on the next call rather than logged and forgotten, and leaving the
 ``with`` block flushes. Every other librdkafka property (SASL, TLS, linger, batching) is
-passed through unchanged.
+passed through unchanged; the client itself comes from :mod:`connectors.kafka.clients`.
+
+``message.timeout.ms`` defaults to 30 s (librdkafka's own default is 5 minutes): an event the
+cluster does not acknowledge within it is reported failed, so a cluster lost mid-run ends a
+run in bounded time, and :meth:`EventProducer.flush` waits just past it by default.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from connectors.kafka import clients
 from schemas.events import Event
 from schemas.serde import Serde
 from schemas.topics import EVENT_TOPICS
 
 ENFORCED = {"acks": "all", "enable.idempotence": "true"}
-DEFAULTS = {"linger.ms": "20", "compression.type": "lz4"}
+DEFAULTS = {"linger.ms": "20", "compression.type": "lz4", "message.timeout.ms": "30000"}
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,14 @@ class EventProducer:
                 f"the event producer always runs with {ENFORCED}; refusing {conflicting}"
             )
         self.serde = serde or Serde()
-        self._producer = Producer({**DEFAULTS, **config, **ENFORCED})
+        settings = {**DEFAULTS, **config, **ENFORCED}
+        self._producer = clients.producer(settings)
+        self.message_timeout = float(settings["message.timeout.ms"]) / 1000
         self._failures: list[FailedDelivery] = []
         self._on_failure = on_failure or self._failures.append
-        self.delivered = 0
+        self.delivered = 0  # acknowledged by the cluster
+        self.failed = 0  # reported failed by librdkafka
+        self.unknown = 0  # still unacknowledged when the last flush gave up
 
     def publish(self, event: Event, context: Any = None) -> None:
         """Queue ``event`` for its topic, keyed by its key; raise earlier failures first."""
@@ -91,14 +100,9 @@ class EventProducer:
         context: Any,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        callback = self._callback(context)
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=callback, headers=headers)
-                break
-            except BufferError:
-                # The local queue is full: serve delivery reports until there is room.
-                self._producer.poll(0.05)
+        clients.produce(
+            self._producer, topic, value, key, headers=headers, on_delivery=self._callback(context)
+        )
         self._producer.poll(0)
 
     def _callback(self, context: Any) -> Callable[[KafkaError | None, Message], None]:
@@ -106,6 +110,7 @@ class EventProducer:
             if error is None:
                 self.delivered += 1
             else:
+                self.failed += 1
                 self._on_failure(FailedDelivery(context, message.topic(), error.str()))
 
         return on_delivery
@@ -114,13 +119,26 @@ class EventProducer:
         """Serve delivery reports (called by publish; call it in idle loops too)."""
         self._producer.poll(timeout)
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait until every queued event is acknowledged; raise :class:`DeliveryError` if not."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued event is acknowledged or failed; raise
+        :class:`DeliveryError` if any failed.
+
+        By default the wait lasts just past ``message.timeout.ms``, by when librdkafka has
+        reported every event one way or the other. Events still unreported when the wait ends
+        are counted in :attr:`unknown` (they may yet arrive) and reported as one failure with
+        context None.
+        """
+        if timeout is None:
+            timeout = self.message_timeout + 5.0
         remaining = self._producer.flush(timeout)
+        self.unknown = remaining
         if remaining:
             self._on_failure(
                 FailedDelivery(
-                    None, "*", f"{remaining} events still unacknowledged after {timeout:.0f} s"
+                    None,
+                    "*",
+                    f"{remaining} events neither acknowledged nor failed after {timeout:.0f} s "
+                    "(unknown whether the cluster has them)",
                 )
             )
         self._raise_failures()

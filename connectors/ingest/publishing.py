@@ -14,6 +14,7 @@ from typing import IO, TextIO
 
 from connectors.ingest.files import RejectedLine, read_csv, read_jsonl
 from connectors.ingest.producer import EventProducer, FailedDelivery
+from connectors.kafka.clients import check_reachable
 from connectors.progress import Progress
 from schemas.serde import Serde, schema_registry_client
 from schemas.values import Region
@@ -25,24 +26,29 @@ class RegionMismatch(ValueError):
 
 @dataclass
 class PublishReport:
-    published: Counter[str] = field(default_factory=Counter)  # "EU extraction" -> n
+    """What became of every line: each queued event ends up published (acknowledged), failed
+    (librdkafka reported it so, with the line), or unknown (no report before the run ended)."""
+
+    queued: Counter[str] = field(default_factory=Counter)  # "EU extraction" -> n
     rejected: list[RejectedLine] = field(default_factory=list)
     failed: list[FailedDelivery] = field(default_factory=list)
+    unknown: int = 0
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and not self.failed
+        return not self.rejected and not self.failed and not self.unknown
 
     @property
     def total_published(self) -> int:
-        return sum(self.published.values())
+        return sum(self.queued.values()) - len(self.failed) - self.unknown
 
     def summary(self) -> str:
         rate = self.total_published / self.seconds if self.seconds else 0.0
         return (
             f"published {self.total_published} events ({rate:,.0f}/s), "
-            f"rejected {len(self.rejected)} lines, {len(self.failed)} deliveries failed"
+            f"rejected {len(self.rejected)} lines, {len(self.failed)} deliveries failed, "
+            f"{self.unknown} unknown"
         )
 
 
@@ -60,6 +66,7 @@ def publish_file(
     err: TextIO = sys.stderr,
     csv: bool = False,
     event_type: str | None = None,
+    connect_timeout: float | None = None,
 ) -> PublishReport:
     """Publish every valid line of ``path`` (JSONL; CSV with ``csv``, whose rows are of
     ``event_type`` unless a column says) to the cluster of its region.
@@ -68,6 +75,10 @@ def publish_file(
     :class:`RegionMismatch` when events of that region must not be published in this run (the
     line is then rejected with that reason). Invalid lines are written to ``err`` as they are
     met (and to ``rejects_path`` as JSONL); good lines are published all the same.
+
+    With ``connect_timeout``, a region's cluster must answer within that many seconds before
+    its first event is queued, else :class:`~connectors.kafka.clients.ClusterUnreachable` is
+    raised (after the events already queued for the other region are flushed).
     """
     report = PublishReport()
     serde = Serde(schema_registry_client(registry_url) if registry_url else None)
@@ -81,14 +92,26 @@ def publish_file(
             rejects.write(rejected.to_json() + "\n")
 
     def delivery_failed(failure: FailedDelivery) -> None:
-        # context is (line number, label) for a queued event, None for a timed-out flush
-        report.failed.append(failure)
+        # context is (line number, label) for a queued event, None for a flush that ended
+        # with events unreported: those are counted as unknown from the producer
         if failure.context is None:
-            err.write(f"delivery failed: {failure.error}\n")
+            err.write(f"{failure.error}\n")
             return
-        number, label = failure.context
-        report.published[label] -= 1
+        report.failed.append(failure)
+        number, _label = failure.context
         err.write(f"line {number}: delivery to {failure.topic} failed: {failure.error}\n")
+
+    def producer_for(region: Region) -> EventProducer:
+        config = config_for(region)
+        if connect_timeout is not None:
+            try:
+                check_reachable(config, connect_timeout)
+            except Exception:
+                for other in producers.values():
+                    other.flush()  # what was queued for the other region still counts
+                raise
+        producer = producers[region] = EventProducer(config, serde, on_failure=delivery_failed)
+        return producer
 
     with ExitStack() as stack:
         rejects = stack.enter_context(open(rejects_path, "w")) if rejects_path else None
@@ -109,20 +132,24 @@ def publish_file(
                 producer = producers.get(item.region)
                 if producer is None:
                     try:
-                        config = config_for(item.region)
+                        producer = producer_for(item.region)
                     except RegionMismatch as exc:
                         reject(RejectedLine(number, str(exc), item.model_dump_json()))
                         continue
-                    producer = EventProducer(config, serde, on_failure=delivery_failed)
-                    producers[item.region] = producer
                 label = f"{item.region.value} {item.event_type}"
                 producer.publish(item, context=(number, label))
-                report.published[label] += 1
+                report.queued[label] += 1
             progress.update(
-                read[0], f"{report.total_published} published, {len(report.rejected)} rejected"
+                read[0],
+                f"{sum(report.queued.values())} queued, {len(report.failed)} failed, "
+                f"{len(report.rejected)} rejected",
             )
         for producer in producers.values():
             producer.flush()
+            report.unknown += producer.unknown
         report.seconds = time.monotonic() - started
-        progress.close(f"{report.total_published} acknowledged, {len(report.rejected)} rejected")
+        progress.close(
+            f"{report.total_published} acknowledged, {len(report.failed)} failed, "
+            f"{report.unknown} unknown, {len(report.rejected)} rejected"
+        )
     return report

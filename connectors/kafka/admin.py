@@ -1,4 +1,9 @@
-"""Provisioning the registry's topics on a cluster, idempotently."""
+"""Provisioning the registry's topics on a cluster, idempotently.
+
+The first request of each function waits at most ``connect_timeout`` seconds for the cluster
+and raises :class:`~connectors.kafka.clients.ClusterUnreachable` (naming the bootstrap servers)
+when it does not answer.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import ConfigResource, NewTopic
 
+from connectors.kafka import clients
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 _TIMEOUT = 15.0
@@ -35,16 +41,14 @@ class TopicState:
         return out
 
 
-def _admin(config: Mapping[str, str]) -> AdminClient:
-    return AdminClient(dict(config))
-
-
 def describe(
-    config: Mapping[str, str], topics: Iterable[TopicSpec] = ALL_TOPICS
+    config: Mapping[str, str],
+    topics: Iterable[TopicSpec] = ALL_TOPICS,
+    connect_timeout: float = _TIMEOUT,
 ) -> list[TopicState]:
     """What the cluster has of each registry topic."""
-    admin = _admin(config)
-    metadata = admin.list_topics(timeout=_TIMEOUT)
+    metadata = clients.check_reachable(config, connect_timeout)
+    admin = clients.admin(config)
     topics = list(topics)
     present = [t for t in topics if t.name in metadata.topics]
     policies: dict[str, str | None] = {}
@@ -73,6 +77,7 @@ def create_missing(
     config: Mapping[str, str],
     topics: Iterable[TopicSpec] = ALL_TOPICS,
     replication_factor: int | None = None,
+    connect_timeout: float = _TIMEOUT,
 ) -> tuple[list[str], list[TopicState]]:
     """Create the registry topics the cluster lacks; returns (created, states after).
 
@@ -80,8 +85,8 @@ def create_missing(
     differences from the registry are reported in the states. A topic created concurrently by
     someone else counts as present.
     """
-    admin = _admin(config)
-    metadata = admin.list_topics(timeout=_TIMEOUT)
+    metadata = clients.check_reachable(config, connect_timeout)
+    admin = clients.admin(config)
     topics = list(topics)
     if replication_factor is None:
         replication_factor = min(3, len(metadata.brokers))
@@ -107,4 +112,4 @@ def create_missing(
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise RuntimeError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
-    return created, describe(config, topics)
+    return created, describe(config, topics, connect_timeout)

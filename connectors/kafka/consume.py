@@ -9,11 +9,13 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from connectors.kafka import clients
+
 
 def reader(config: Mapping[str, str], **overrides: str | int | bool) -> Consumer:
     """A consumer that reads by assignment: a fresh group id, no commits, no EOF events
     (unless ``overrides``, librdkafka properties with underscores for dots, say otherwise)."""
-    return Consumer(
+    return clients.consumer(
         {
             **config,
             "group.id": f"batteryloop-reader-{uuid.uuid4()}",

@@ -34,16 +34,15 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import ValidationError
 
+from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
 from connectors.mirror.policy import SharingPolicy
@@ -279,10 +278,8 @@ class MirrorAgent:
         return Session(self, lanes, landed)
 
     def _source_partitions(self, types: list[str]) -> dict[str, int]:
-        from confluent_kafka.admin import AdminClient
-
         try:
-            metadata = AdminClient(self.options.source).list_topics(timeout=15)
+            metadata = clients.admin(self.options.source).list_topics(timeout=15)
         except KafkaException as exc:
             raise Unavailable(f"source cluster: {_reason(exc)}") from exc
         found = {}
@@ -350,7 +347,7 @@ class Session:
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
         self._skipped = m.skipped.labels(direction)
-        self.consumer = Consumer(
+        self.consumer = clients.consumer(
             {
                 "auto.offset.reset": "earliest",
                 **self.o.source,
@@ -359,14 +356,10 @@ class Session:
                 "enable.partition.eof": True,
             }
         )
-        self.producer = Producer(
-            {
-                **PRODUCER_DEFAULTS,
-                **self.o.target,
-                **PRODUCER_ENFORCED,
-                "on_delivery": agent.delivered,
-                "error_cb": agent.client_error,
-            }
+        self.producer = clients.producer(
+            {**PRODUCER_DEFAULTS, **self.o.target, **PRODUCER_ENFORCED},
+            on_delivery=agent.delivered,
+            error_cb=agent.client_error,
         )
         # Certification partitions are read from the beginning (the certification state is
         # rebuilt each session); the others wait until they are read through.
@@ -542,16 +535,21 @@ class Session:
         headers: list[tuple[str, bytes]] | None = None,
         timestamp: int = 0,
     ) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value, key, partition=partition, headers=headers, timestamp=timestamp
-                )
-                return
-            except BufferError:  # the local queue is full: wait for acknowledgements
-                self.producer.poll(0.1)
-                if self.agent._failure is not None:
-                    raise Unavailable(self.agent._failure) from None
+        clients.produce(
+            self.producer,
+            topic,
+            value,
+            key,
+            partition=partition,
+            headers=headers,
+            timestamp=timestamp,
+            on_wait=self._give_up_on_failure,
+            wait_seconds=0.1,
+        )
+
+    def _give_up_on_failure(self) -> None:
+        if self.agent._failure is not None:
+            raise Unavailable(self.agent._failure)
 
     def _filter(
         self, lane: Lane, offset: int, reason: Reason, error: Exception | None = None

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from faust.streams import _current_event
 from faust.web import Request, Response, View
 from mode.supervisors import CrashingSupervisor
@@ -41,6 +41,8 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
+from connectors.kafka import clients
+from connectors.kafka.credentials import faust_credentials
 from schemas.events import EVENT_MODELS, Event
 from schemas.serde import (
     DecodeError,
@@ -108,7 +110,7 @@ class WorkerOptions:
     assignment_timeout: float = 30.0
     schema_registry_url: str | None = None
     #: librdkafka properties for the worker's producer (SASL, TLS, tuning).
-    kafka: dict[str, str] = field(default_factory=dict)
+    kafka: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
 
 class Metrics:
@@ -231,6 +233,8 @@ class Processors:
         app = self.app = faust.App(
             f"batteryloop-{options.region.value.lower()}",
             broker=f"kafka://{options.bootstrap}",
+            # faust's own clients (aiokafka) get the security settings librdkafka's get
+            broker_credentials=faust_credentials(options.kafka),
             store=options.store,
             datadir=options.data_dir,
             web_port=options.web_port,
@@ -271,7 +275,7 @@ class Processors:
         # throughput was half (BENCHMARKS.md). Each batch is flushed
         # before the agent takes the next one, so no offset is committed for input whose
         # output is not yet durable (faust commits only offsets of events already processed).
-        self.producer = Producer(
+        self.producer = clients.producer(
             {
                 **options.kafka,
                 "bootstrap.servers": options.bootstrap,
@@ -372,19 +376,16 @@ class Processors:
         headers: list[tuple[str, bytes]] | None = None,
         partition: int = -1,  # -1: by key
     ) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic,
-                    value,
-                    key,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=self._on_delivery,
-                )
-                return
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.1)
+        clients.produce(
+            self.producer,
+            topic,
+            value,
+            key,
+            partition=partition,
+            headers=headers,
+            on_delivery=self._on_delivery,
+            wait_seconds=0.1,
+        )
 
     def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -186,3 +188,125 @@ def test_sigterm_stops_the_broker_command_cleanly() -> None:
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(15) == 128 + signal.SIGTERM
     assert not _alive(broker_pid)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[str]:
+    """A local address that refuses connections: bound, never listening, so nobody else gets
+    the port while the test runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _no_cluster_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATTERYLOOP_")}
+    return {**env, **extra}
+
+
+def _run_timed(
+    args: list[str], env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "connectors.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    return result, time.monotonic() - started
+
+
+def _assert_one_clear_line(result: subprocess.CompletedProcess[str], address: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 3, result.stderr
+    assert f"cannot reach the Kafka cluster at {address}" in result.stderr
+    assert "Connection refused" in result.stderr  # the cause librdkafka saw
+    assert "FAIL|" not in result.stderr and "FAIL [" not in result.stderr  # no raw librdkafka log
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["produce", str(SAMPLE), "--region", "eu"],
+        ["topics", "create", "--region", "eu"],
+        ["topics", "list", "--region", "jp"],
+    ],
+    ids=["produce", "topics-create", "topics-list"],
+)
+def test_an_unreachable_cluster_is_reported_once_within_the_connect_timeout(
+    command: list[str], closed_port: str
+) -> None:
+    result, elapsed = _run_timed(
+        [*command, "--bootstrap", closed_port, "--connect-timeout", "2"], _no_cluster_env()
+    )
+    _assert_one_clear_line(result, closed_port)
+    assert "within 2 s" in result.stderr
+    assert elapsed < 2 + 8, f"took {elapsed:.1f} s"  # interpreter start-up on a busy machine
+    assert result.stdout == ""  # no report as if something had been published
+
+
+def test_the_connect_timeout_comes_from_the_environment_too(closed_port: str) -> None:
+    env = _no_cluster_env(
+        BATTERYLOOP_EU_BOOTSTRAP=closed_port,
+        BATTERYLOOP_JP_BOOTSTRAP=closed_port,
+        BATTERYLOOP_CONNECT_TIMEOUT="3",
+    )
+    result, elapsed = _run_timed(["produce", str(SAMPLE)], env)
+    _assert_one_clear_line(result, closed_port)
+    assert "within 3 s" in result.stderr
+    assert elapsed < 3 + 8, f"took {elapsed:.1f} s"
+
+
+def test_a_cluster_lost_mid_run_ends_the_run_in_bounded_time_with_a_consistent_report() -> None:
+    """Events queued after the broker went away fail after message.timeout.ms (30 s by
+    default, not librdkafka's 5 minutes), each named by its line; the report adds up."""
+    valid = [
+        line
+        for number, line in enumerate(SAMPLE.read_text().splitlines(), 1)
+        if number not in (7, 14, 15) and json.loads(line)["region"] == "EU"
+    ]
+    first, rest = valid[0], valid[1:6]
+    topics = [t.name for t in EVENT_TOPICS.values()]
+    with EmbeddedBroker(Region.EU, "tansu") as eu:
+        created = run("topics", "create", "--region", "eu", "--bootstrap", eu.bootstrap)
+        assert created.returncode == 0, created.stderr
+        started = time.monotonic()
+        producing = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connectors.cli",
+                "produce",
+                "-",
+                "--region",
+                "eu",
+                "--bootstrap",
+                eu.bootstrap,
+            ],  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert producing.stdin is not None
+        producing.stdin.write(first + "\n")
+        producing.stdin.flush()
+        # the first event is acknowledged once it is on the topic
+        on_topic = read_from_start({"bootstrap.servers": eu.bootstrap}, topics, 1, timeout=20)
+        assert len(on_topic) == 1
+    # the broker is gone
+    stdout, stderr = producing.communicate("\n".join(rest) + "\n", timeout=90)
+    elapsed = time.monotonic() - started
+    assert producing.returncode == 1, stderr
+    assert elapsed < 60, f"took {elapsed:.1f} s"
+    assert "published 1 events" in stdout
+    assert f"{len(rest)} deliveries failed, 0 unknown" in stdout
+    for number in range(2, len(rest) + 2):
+        assert f"line {number}: delivery to " in stderr
+    assert "still unacknowledged" not in stderr
+    assert "1 acknowledged, 5 failed, 0 unknown" in stderr
+    assert "FAIL|" not in stderr
+    assert len(stderr.splitlines()) < len(rest) + 8, stderr

@@ -30,7 +30,7 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     if args.secret_file is not None:
         secret: bytes | None = args.secret_file.read_bytes().strip()
     else:
-        secret = settings.sharing_secret
+        secret = settings.sharing_secret_bytes()
     if not secret:
         raise ValueError(
             "no pseudonymisation secret: give --secret-file FILE or set "

@@ -47,6 +47,7 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
         err=sys.stderr,
         csv=csv,
         event_type=args.event_type,
+        connect_timeout=args.connect_timeout or settings.connect_timeout,
     )
     out.write(report.summary() + "\n")
     return 0 if report.ok else 1
@@ -89,6 +90,13 @@ def register(sub: Subcommands) -> None:
         "--event-type",
         help="CSV: the event type of every row, when the file has no event_type column; "
         "'batteryloop csv-columns TYPE' lists a type's columns",
+    )
+    produce.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report a cluster unreachable (exit 2) if it does not answer within this long "
+        "before its first event (default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
     )
     produce.add_argument(
         "--rejects",

@@ -12,6 +12,7 @@ from connectors.cli.options import (
     client_config,
     command,
 )
+from connectors.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.kafka.admin import TopicState
@@ -21,7 +22,9 @@ def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
 
     created, states = create_missing(
-        client_config(args, args.region), replication_factor=args.replication_factor
+        client_config(args, args.region),
+        replication_factor=args.replication_factor,
+        connect_timeout=args.connect_timeout or Settings.from_env().connect_timeout,
     )
     for name in created:
         out.write(f"created {name}\n")
@@ -31,7 +34,9 @@ def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_topics_list(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import describe
 
-    return report_states(describe(client_config(args, args.region)), out, quiet_ok=False)
+    timeout = args.connect_timeout or Settings.from_env().connect_timeout
+    states = describe(client_config(args, args.region), connect_timeout=timeout)
+    return report_states(states, out, quiet_ok=False)
 
 
 def report_states(states: Sequence[TopicState], out: TextIO, quiet_ok: bool) -> int:
@@ -70,7 +75,21 @@ def register(sub: Subcommands) -> None:
     )
     add_cluster_options(create)
     create.add_argument("--replication-factor", type=int, help="default: min(3, number of brokers)")
+    create.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report the cluster unreachable (exit 2) after this long "
+        "(default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
+    )
     listing = command(
         topics_sub, "list", "show the registry's topics as the cluster has them", cmd_topics_list
     )
     add_cluster_options(listing)
+    listing.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report the cluster unreachable (exit 2) after this long "
+        "(default: BATTERYLOOP_CONNECT_TIMEOUT, else 10)",
+    )
