@@ -11,11 +11,22 @@ Keys: lot events are keyed by lot id, battery events by battery id (see ``KEY_FI
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
-from uuid import UUID, uuid4
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from schemas.values import (
     BatteryId,
@@ -76,11 +87,56 @@ class LotForm(StrEnum):
     recovered = "recovered"
 
 
+#: Namespace of the event ids derived from content: uuid5(NAMESPACE_URL,
+#: "urn:batteryloop:event-id"). Fixed forever: changing it would give every id-less record
+#: replayed after the change a new identity, and count it twice.
+EVENT_ID_NAMESPACE = UUID("30e12a0f-d1d1-55e8-8035-48dd599358de")
+#: Stands in for an event id not given until the content's id replaces it (never published).
+_NOT_GIVEN = UUID(int=0)
+
+
+def _canonical(value: Any) -> Any:
+    """The JSON form of a value that JSON has no type for, the same for the same content.
+
+    Decimals lose trailing zeros (200 kg and 200.000 kg are one mass), times become the UTC
+    instant (09:00+09:00 and 00:00Z are one time), enums their value. (Called by ``json.dumps``
+    for these values only: the rest is encoded in C, which keeps deriving ids cheap.)
+    """
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):  # a StrEnum is a str, and encoded without coming here
+        return value.value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def content_event_id(event: Event) -> UUID:
+    """The event id derived from everything an event says except its id (a UUIDv5 under
+    :data:`EVENT_ID_NAMESPACE` over the canonical JSON with sorted keys): the same record read
+    twice is the same event, so replaying an id-less file counts nothing twice."""
+    text = json.dumps(
+        event.model_dump(exclude={"event_id"}),
+        default=_canonical,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return uuid5(EVENT_ID_NAMESPACE, text)
+
+
 class Event(Contract):
-    """The common envelope: who published what, where, when, in which region."""
+    """The common envelope: who published what, where, when, in which region.
+
+    ``event_id`` is the dedup key. Given, it is kept; not given, it is derived from the content
+    (:func:`content_event_id`) here, so that files, the SDK and the gateway agree.
+    """
 
     event_type: str
-    event_id: UUID = Field(default_factory=uuid4, description="Unique forever; the dedup key")
+    # The description is in the published schemas (doc): changing it would rewrite them.
+    event_id: UUID = Field(default=_NOT_GIVEN, description="Unique forever; the dedup key")
     schema_version: int = Field(default=1, ge=1)
     occurred_at: AwareDatetime
     operator_id: OperatorId = Field(description="Publishing company: BPNL or JP corporate number")
@@ -89,6 +145,14 @@ class Event(Contract):
 
     #: Name of the field whose value is the Kafka record key.
     KEY_FIELD: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _derive_event_id(self) -> Self:
+        if "event_id" not in self.model_fields_set:
+            # frozen model: set once, while it is being validated, before anyone sees it
+            object.__setattr__(self, "event_id", content_event_id(self))
+            self.model_fields_set.add("event_id")  # an id now, carried wherever the event goes
+        return self
 
     def key(self) -> str:
         return str(getattr(self, self.KEY_FIELD))
