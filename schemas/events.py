@@ -2,7 +2,8 @@
 
 Every event carries the common envelope (:class:`Event`) flat at its top, then its own fields.
 The models validate what Avro cannot say: non-negative masses, composition shares in [0, 1]
-summing to at most 1, ISO 3166 country codes, operator id formats, time-zone aware timestamps.
+summing to at most 1, ISO 3166 country codes, operator id formats (the publisher's of its
+region's kind), time-zone aware timestamps. An event id not given is derived from the content.
 Fields holding confidential business data are marked with :func:`confidential`, matching the
 ``"confidential"`` attribute the schema puts on the same field.
 
@@ -24,11 +25,14 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.values import (
+    OPERATOR_ID_KIND,
     BatteryId,
     Confidentiality,
     CountryCode,
@@ -43,6 +47,7 @@ from schemas.values import (
     Share,
     SiteId,
     Text,
+    operator_id_platform,
 )
 
 
@@ -145,6 +150,28 @@ class Event(Contract):
 
     #: Name of the field whose value is the Kafka record key.
     KEY_FIELD: ClassVar[str]
+
+    @field_validator("region")
+    @classmethod
+    def _operator_of_the_region(cls, region: Region, info: ValidationInfo) -> Region:
+        """An event's region is the platform it is published under, and its publisher is a
+        participant of that platform: a Catena-X BPNL in the EU, a Japanese corporate number in
+        JP. (Operators an event only names, such as a certification's subject, a supplier or a
+        consignee, may be of either region.)"""
+        operator = info.data.get("operator_id")  # absent when itself invalid: reported there
+        if operator is not None and operator_id_platform(operator) != region.value:
+            raise PydanticCustomError(
+                "operator_region",
+                "operator_id {operator} is {kind}, but an event of region {region} is published "
+                "by {expected}: an event's region is the platform it is published under",
+                {
+                    "operator": operator,
+                    "kind": OPERATOR_ID_KIND[operator_id_platform(operator)],
+                    "region": region.value,
+                    "expected": OPERATOR_ID_KIND[region.value],
+                },
+            )
+        return region
 
     @model_validator(mode="after")
     def _derive_event_id(self) -> Self:
