@@ -409,6 +409,26 @@ class CertificationEvent(Event):
     valid_until: AwareDatetime | None = None
 
 
+def envelope(
+    operator_id: str, site_id: str, occurred_at: datetime, event_id: UUID | None = None
+) -> dict[str, Any]:
+    """The envelope fields of an event that ``operator_id`` publishes at ``site_id``, to spread
+    into a model: ``ExtractionEvent(**envelope(MINER, SITE, when), lot_id=...)``.
+
+    The region is the platform that issues the operator's id (the rule the models check);
+    without ``event_id``, the model derives the id from the content.
+    """
+    fields: dict[str, Any] = {
+        "occurred_at": occurred_at,
+        "operator_id": operator_id,
+        "site_id": site_id,
+        "region": Region(operator_id_platform(operator_id)),
+    }
+    if event_id is not None:
+        fields["event_id"] = event_id
+    return fields
+
+
 EVENT_MODELS: dict[str, type[Event]] = {
     model.model_fields["event_type"].default: model
     for model in (

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event
 from schemas.serde import Serde
 from schemas.topics import event_topic_name
 from schemas.values import Region, corporate_number_check_digit
+from tests import scenarios
 from tests.scenarios import random_loop, uid
 from tests.strategies import events as event_strategy
 
@@ -260,18 +262,8 @@ def live_mirror(request: pytest.FixtureRequest) -> Iterator[dict[Region, Embedde
         brokers = {r: stack.enter_context(EmbeddedBroker(r, request.param)) for r in Region}
         for broker in brokers.values():
             create_missing({"bootstrap.servers": broker.bootstrap})
-        certification = EVENT_MODELS["certification"].model_validate(
-            {
-                "occurred_at": "1980-01-01T00:00:00Z",
-                "operator_id": "BPNL00000000CERT",
-                "site_id": "BPNS00000000CERT",
-                "region": "EU",
-                "subject_operator_id": CERTIFIED,
-                "action": "certified",
-                "scheme_region": "EU",
-                "scheme": "Catena-X conformity assessment",
-                "certificate_id": "CX-LEAK-TEST",
-            }
+        certification = scenarios.certification(
+            CERTIFIED, datetime(1980, 1, 1, tzinfo=UTC), "CX-LEAK-TEST"
         )
         publish(brokers[EU], [certification])
         policy = sharing.load(sharing.shipped("eu-to-jp"), SECRET.encode())

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from connectors.ingest.files import RejectedLine, read_jsonl
-from schemas.events import ANY_EVENT, EVENT_TYPES, Event, ExtractionEvent
+from schemas.events import ANY_EVENT, EVENT_TYPES, Event, ExtractionEvent, envelope
 from schemas.values import Region
 from tests.strategies import events, operator_ids_of
 
@@ -99,3 +99,16 @@ def test_a_file_line_breaking_the_rule_is_rejected_with_the_rule(
         "line 1: extraction.region: operator_id 7120001077358 is a 13-digit Japanese corporate "
         "number, but an event of region EU is published by a Catena-X BPNL"
     )
+
+
+def test_the_envelope_takes_the_region_from_the_operator(sample_event: ExtractionEvent) -> None:
+    at = sample_event.occurred_at
+    assert envelope(EU_BPNL, "SITE", at)["region"] is Region.EU
+    assert envelope(JP_CORPORATE, "SITE", at)["region"] is Region.JP
+    assert "event_id" not in envelope(EU_BPNL, "SITE", at)  # the model derives it
+    given_id = sample_event.event_id
+    assert envelope(EU_BPNL, "SITE", at, given_id)["event_id"] == given_id
+    body = sample_event.model_dump(exclude={"event_id", "occurred_at", "operator_id", "region"})
+    del body["site_id"]
+    rebuilt = ExtractionEvent(**envelope(JP_CORPORATE, "JP-MINE", at), **body)
+    assert (rebuilt.region, rebuilt.operator_id) == (Region.JP, JP_CORPORATE)

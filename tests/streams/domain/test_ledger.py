@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.ingest.files import read_jsonl
-from schemas.events import Event, ManufactureEvent, ShipmentEvent
+from schemas.events import Event, ManufactureEvent, ShipmentEvent, envelope
 from streams.domain.engine import chunked_json, loads
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
@@ -126,10 +126,7 @@ def test_recovering_more_than_the_black_mass_held_is_alerted() -> None:
 
 def test_outflow_of_black_mass_and_of_a_waste_battery() -> None:
     shipment = dict(
-        occurred_at=scenarios.T0.replace(month=12),
-        operator_id=MAKER,
-        site_id="BPNS0000000PCK01",
-        region="EU",
+        **envelope(MAKER, "BPNS0000000PCK01", scenarios.T0.replace(month=12)),
         from_site_id="BPNS0000000PCK01",
         from_country="DE",
         to_site_id="CN-SITE-7",
