@@ -16,60 +16,45 @@ before that is timed separately). Then the per-record cost of each mirror step, 
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 import time
 import timeit
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from connectors.kafka import clients
-from connectors.kafka.admin import create_missing
-from connectors.kafka.embedded import BACKENDS, two_regions
-from connectors.mirror import policy as sharing
-from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
-from schemas.events import EVENT_MODELS, CertificationEvent, ManufactureEvent
-from schemas.serde import Serde
-from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS
-from schemas.values import Region
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.workload, tests.scenarios
+
+from bench.workload import batteries, lot_inputs  # noqa: E402
+from connectors.kafka import clients  # noqa: E402
+from connectors.kafka.admin import create_missing  # noqa: E402
+from connectors.kafka.embedded import BACKENDS, two_regions  # noqa: E402
+from connectors.mirror import policy as sharing  # noqa: E402
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions  # noqa: E402
+from schemas.events import EVENT_MODELS, ManufactureEvent  # noqa: E402
+from schemas.serde import Serde  # noqa: E402
+from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS  # noqa: E402
+from schemas.values import Region  # noqa: E402
+from tests import scenarios  # noqa: E402
 
 OPERATOR = "BPNL0000000PCK01"
-T0 = datetime(2031, 4, 1, tzinfo=UTC)
 
 
 def events(n: int) -> list[ManufactureEvent]:
-    return [
-        ManufactureEvent(
-            occurred_at=T0,
-            operator_id=OPERATOR,
-            site_id="BPNS0000000PCK01",
-            region="EU",
-            battery_id=f"EU-PACK-{i:08d}",
-            passport_id=uuid.uuid4(),
-            level="pack",
-            category="ev",
-            model="NMC811-P60",
-            chemistry="NMC811",
-            mass_kg=Decimal("420"),
-            capacity_kwh=Decimal("75"),
-            inputs=[
-                {
-                    "lot_id": "REF-NISO4-0001",
-                    "mass_kg": "20",
-                    "supplier_id": "BPNL0000000REF01",
-                    "unit_price": {"amount": "18.5", "currency": "EUR"},
-                    "contract_volume_kg": "50000",
-                },
-                {"lot_id": "REC-NI-0001", "mass_kg": "3"},
-            ],
-            components=[],
-            carbon_footprint={"kg_co2e_per_kwh": "62.5"},
-        )
-        for i in range(n)
-    ]
+    return batteries(
+        n,
+        OPERATOR,
+        "BPNS0000000PCK01",
+        "EU-PACK-{i:08d}",
+        "pack",
+        "420",
+        "75",
+        lot_inputs("20", "3", confidential=True),
+    )
 
 
 def publish(bootstrap: str, values: list[tuple[str, bytes, bytes]]) -> None:
@@ -172,17 +157,7 @@ def main() -> None:
     policy = sharing.load(sharing.shipped("eu-to-jp"), b"benchmark-agreement-secret")
     serde = Serde()
     sample = events(args.events)
-    cert = CertificationEvent(
-        occurred_at=datetime(2030, 1, 1, tzinfo=UTC),
-        operator_id="BPNL00000000CERT",
-        site_id="BPNS00000000CERT",
-        region="EU",
-        subject_operator_id=OPERATOR,
-        action="certified",
-        scheme_region="EU",
-        scheme="Catena-X conformity assessment",
-        certificate_id="CX-BENCH",
-    )
+    cert = scenarios.certification(OPERATOR, datetime(2030, 1, 1, tzinfo=UTC), "CX-BENCH")
     topic = EVENT_TOPICS["manufacture"].name
     values = [(topic, e.key().encode(), serde.encode(e, topic)) for e in sample]
     cert_topic = EVENT_TOPICS["certification"].name

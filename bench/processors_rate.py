@@ -23,21 +23,21 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenario generator
 
+from bench.workload import batteries  # noqa: E402
 from connectors.kafka import clients  # noqa: E402
 from connectors.kafka.admin import create_missing  # noqa: E402
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
 from schemas.events import (  # noqa: E402
     EVENT_MODELS,
     Event,
-    ManufactureEvent,
     UseCollectionEvent,
+    envelope,
 )
 from schemas.serde import Serde  # noqa: E402
 from schemas.topics import event_topic_name  # noqa: E402
@@ -60,34 +60,25 @@ T0 = datetime(2031, 1, 1, tzinfo=UTC)
 def telemetry(n: int, keys: int) -> list[Event]:
     events: list[Event] = [
         *scenarios.certifications([scenarios.MAKER]),
-        *(
-            ManufactureEvent(
-                occurred_at=T0,
-                operator_id=scenarios.MAKER,
-                site_id="BPNS0000000PCK01",
-                region="EU",
-                battery_id=f"PACK-{k:06d}",
-                passport_id=uuid.uuid4(),
-                level="pack",
-                category="ev",
-                model="PACK-75",
-                chemistry="NMC811",
-                mass_kg=Decimal("450"),
-                capacity_kwh=Decimal("75"),
-                inputs=[],
-                components=[],
-            )
-            for k in range(keys)
+        *batteries(
+            keys,
+            scenarios.MAKER,
+            "BPNS0000000PCK01",
+            "PACK-{i:06d}",
+            "pack",
+            "450",
+            "75",
+            [],
+            model="PACK-75",
+            carbon_footprint=None,
+            at=T0,
         ),
     ]
     rng = random.Random(1)
     for i in range(n - len(events)):
         events.append(
             UseCollectionEvent(
-                occurred_at=T0 + timedelta(minutes=i),
-                operator_id=scenarios.MAKER,
-                site_id="BPNS0000000PCK01",
-                region="EU",
+                **envelope(scenarios.MAKER, "BPNS0000000PCK01", T0 + timedelta(minutes=i)),
                 battery_id=f"PACK-{rng.randrange(keys):06d}",
                 action="state_of_health",
                 status="original",

@@ -12,44 +12,33 @@ Events are built before timing starts; the timer covers produce + flush.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
+from pathlib import Path
 
-from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer
-from connectors.kafka import clients
-from connectors.kafka.admin import create_missing
-from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
-from schemas.events import ManufactureEvent
-from schemas.serde import Serde
-from schemas.topics import EVENT_TOPICS
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.workload
+
+from bench.workload import batteries, lot_inputs  # noqa: E402
+from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer  # noqa: E402
+from connectors.kafka import clients  # noqa: E402
+from connectors.kafka.admin import create_missing  # noqa: E402
+from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
+from schemas.events import ManufactureEvent  # noqa: E402
+from schemas.serde import Serde  # noqa: E402
+from schemas.topics import EVENT_TOPICS  # noqa: E402
 
 
 def make_events(n: int) -> list[ManufactureEvent]:
-    return [
-        ManufactureEvent(
-            occurred_at=datetime(2031, 4, 1, tzinfo=UTC),
-            operator_id="1180301018771",
-            site_id="JP-CELL-PLANT-1",
-            region="JP",
-            battery_id=f"JP-CELL-{i:08d}",
-            passport_id=uuid.uuid4(),
-            level="cell",
-            category="ev",
-            model="NMC811-P60",
-            chemistry="NMC811",
-            mass_kg=Decimal("0.9"),
-            capacity_kwh=Decimal("0.224"),
-            inputs=[
-                {"lot_id": "REF-NISO4-0001", "mass_kg": "1.2", "supplier_id": "BPNL0000000REF01"},
-                {"lot_id": "REC-NI-0001", "mass_kg": "0.2"},
-            ],
-            components=[],
-            carbon_footprint={"kg_co2e_per_kwh": "62.5"},
-        )
-        for i in range(n)
-    ]
+    return batteries(
+        n,
+        "1180301018771",
+        "JP-CELL-PLANT-1",
+        "JP-CELL-{i:08d}",
+        "cell",
+        "0.9",
+        "0.224",
+        lot_inputs("1.2", "0.2"),
+    )
 
 
 def timed(label: str, n: int, fn) -> float:

@@ -2,7 +2,8 @@
 
 Every event carries the common envelope (:class:`Event`) flat at its top, then its own fields.
 The models validate what Avro cannot say: non-negative masses, composition shares in [0, 1]
-summing to at most 1, ISO 3166 country codes, operator id formats, time-zone aware timestamps.
+summing to at most 1, ISO 3166 country codes, operator id formats (the publisher's of its
+region's kind), time-zone aware timestamps. An event id not given is derived from the content.
 Fields holding confidential business data are marked with :func:`confidential`, matching the
 ``"confidential"`` attribute the schema puts on the same field.
 
@@ -11,13 +12,27 @@ Keys: lot events are keyed by lot id, battery events by battery id (see ``KEY_FI
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
-from uuid import UUID, uuid4
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+from uuid import UUID, uuid5
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas.values import (
+    OPERATOR_ID_KIND,
     BatteryId,
     Confidentiality,
     CountryCode,
@@ -32,6 +47,7 @@ from schemas.values import (
     Share,
     SiteId,
     Text,
+    operator_id_platform,
 )
 
 
@@ -76,11 +92,56 @@ class LotForm(StrEnum):
     recovered = "recovered"
 
 
+#: Namespace of the event ids derived from content: uuid5(NAMESPACE_URL,
+#: "urn:batteryloop:event-id"). Fixed forever: changing it would give every id-less record
+#: replayed after the change a new identity, and count it twice.
+EVENT_ID_NAMESPACE = UUID("30e12a0f-d1d1-55e8-8035-48dd599358de")
+#: Stands in for an event id not given until the content's id replaces it (never published).
+_NOT_GIVEN = UUID(int=0)
+
+
+def _canonical(value: Any) -> Any:
+    """The JSON form of a value that JSON has no type for, the same for the same content.
+
+    Decimals lose trailing zeros (200 kg and 200.000 kg are one mass), times become the UTC
+    instant (09:00+09:00 and 00:00Z are one time), enums their value. (Called by ``json.dumps``
+    for these values only: the rest is encoded in C, which keeps deriving ids cheap.)
+    """
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):  # a StrEnum is a str, and encoded without coming here
+        return value.value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def content_event_id(event: Event) -> UUID:
+    """The event id derived from everything an event says except its id (a UUIDv5 under
+    :data:`EVENT_ID_NAMESPACE` over the canonical JSON with sorted keys): the same record read
+    twice is the same event, so replaying an id-less file counts nothing twice."""
+    text = json.dumps(
+        event.model_dump(exclude={"event_id"}),
+        default=_canonical,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return uuid5(EVENT_ID_NAMESPACE, text)
+
+
 class Event(Contract):
-    """The common envelope: who published what, where, when, in which region."""
+    """The common envelope: who published what, where, when, in which region.
+
+    ``event_id`` is the dedup key. Given, it is kept; not given, it is derived from the content
+    (:func:`content_event_id`) here, so that files, the SDK and the gateway agree.
+    """
 
     event_type: str
-    event_id: UUID = Field(default_factory=uuid4, description="Unique forever; the dedup key")
+    # The description is in the published schemas (doc): changing it would rewrite them.
+    event_id: UUID = Field(default=_NOT_GIVEN, description="Unique forever; the dedup key")
     schema_version: int = Field(default=1, ge=1)
     occurred_at: AwareDatetime
     operator_id: OperatorId = Field(description="Publishing company: BPNL or JP corporate number")
@@ -89,6 +150,36 @@ class Event(Contract):
 
     #: Name of the field whose value is the Kafka record key.
     KEY_FIELD: ClassVar[str]
+
+    @field_validator("region")
+    @classmethod
+    def _operator_of_the_region(cls, region: Region, info: ValidationInfo) -> Region:
+        """An event's region is the platform it is published under, and its publisher is a
+        participant of that platform: a Catena-X BPNL in the EU, a Japanese corporate number in
+        JP. (Operators an event only names, such as a certification's subject, a supplier or a
+        consignee, may be of either region.)"""
+        operator = info.data.get("operator_id")  # absent when itself invalid: reported there
+        if operator is not None and operator_id_platform(operator) != region.value:
+            raise PydanticCustomError(
+                "operator_region",
+                "operator_id {operator} is {kind}, but an event of region {region} is published "
+                "by {expected}: an event's region is the platform it is published under",
+                {
+                    "operator": operator,
+                    "kind": OPERATOR_ID_KIND[operator_id_platform(operator)],
+                    "region": region.value,
+                    "expected": OPERATOR_ID_KIND[region.value],
+                },
+            )
+        return region
+
+    @model_validator(mode="after")
+    def _derive_event_id(self) -> Self:
+        if "event_id" not in self.model_fields_set:
+            # frozen model: set once, while it is being validated, before anyone sees it
+            object.__setattr__(self, "event_id", content_event_id(self))
+            self.model_fields_set.add("event_id")  # an id now, carried wherever the event goes
+        return self
 
     def key(self) -> str:
         return str(getattr(self, self.KEY_FIELD))
@@ -316,6 +407,26 @@ class CertificationEvent(Event):
     scheme: Text = Field(description="e.g. 'Catena-X conformity assessment', 'Ouranos'")
     certificate_id: Text
     valid_until: AwareDatetime | None = None
+
+
+def envelope(
+    operator_id: str, site_id: str, occurred_at: datetime, event_id: UUID | None = None
+) -> dict[str, Any]:
+    """The envelope fields of an event that ``operator_id`` publishes at ``site_id``, to spread
+    into a model: ``ExtractionEvent(**envelope(MINER, SITE, when), lot_id=...)``.
+
+    The region is the platform that issues the operator's id (the rule the models check);
+    without ``event_id``, the model derives the id from the content.
+    """
+    fields: dict[str, Any] = {
+        "occurred_at": occurred_at,
+        "operator_id": operator_id,
+        "site_id": site_id,
+        "region": Region(operator_id_platform(operator_id)),
+    }
+    if event_id is not None:
+        fields["event_id"] = event_id
+    return fields
 
 
 EVENT_MODELS: dict[str, type[Event]] = {

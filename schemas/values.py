@@ -53,6 +53,18 @@ def _operator_id(value: str) -> str:
     )
 
 
+def operator_id_platform(value: str) -> str:
+    """Which platform issues an operator id of this form: "EU" (Catena-X BPNL) or "JP"
+    (Japanese corporate number, as Ouranos uses it). ``value`` is a valid operator id."""
+    return "EU" if value.startswith("BPNL") else "JP"
+
+
+OPERATOR_ID_KIND = {
+    "EU": "a Catena-X BPNL ('BPNL' + 12 letters or digits)",
+    "JP": "a 13-digit Japanese corporate number",
+}
+
+
 def _site_id(value: str) -> str:
     # A BPNS is checked strictly; Ouranos plant ids (openPlantId) and other site codes are
     # free-form but must be printable and without whitespace.

@@ -4,16 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.events import ExtractionEvent
+from schemas.events import ExtractionEvent, envelope
 
 
 @pytest.fixture
 def sample_event() -> ExtractionEvent:
     return ExtractionEvent(
-        occurred_at=datetime(2031, 2, 1, 6, tzinfo=UTC),
-        operator_id="BPNL0000000MIN01",
-        site_id="BPNS0000000MIN01",
-        region="EU",
+        **envelope("BPNL0000000MIN01", "BPNS0000000MIN01", datetime(2031, 2, 1, 6, tzinfo=UTC)),
         lot_id="MINE-AU-0001",
         form="concentrate",
         material="spodumene concentrate",

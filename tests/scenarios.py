@@ -22,6 +22,7 @@ from schemas.events import (
     ShipmentEvent,
     ShreddingEvent,
     UseCollectionEvent,
+    envelope,
 )
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
@@ -38,28 +39,26 @@ def uid(n: int) -> UUID:
     return UUID(int=n)
 
 
-def _env(n: int, day: int, operator: str, site: str, region: str = "EU") -> dict[str, Any]:
-    return {
-        "event_id": uid(n),
-        "occurred_at": T0 + timedelta(days=day),
-        "operator_id": operator,
-        "site_id": site,
-        "region": region,
-    }
+def _env(n: int, day: int, operator: str, site: str) -> dict[str, Any]:
+    return envelope(operator, site, T0 + timedelta(days=day), uid(n))
+
+
+def certification(
+    subject: str, at: datetime, certificate_id: str, event_id: UUID | None = None
+) -> CertificationEvent:
+    """``subject`` certified under the Catena-X scheme by the EU certification body."""
+    return CertificationEvent(
+        **envelope(CERTIFIER, "BPNS00000000CERT", at, event_id),
+        subject_operator_id=subject,
+        action="certified",
+        scheme_region="EU",
+        scheme="Catena-X conformity assessment",
+        certificate_id=certificate_id,
+    )
 
 
 def certifications(operators: list[str], start: int = 1000) -> list[Event]:
-    return [
-        CertificationEvent(
-            **_env(start + i, 0, CERTIFIER, "BPNS00000000CERT"),
-            subject_operator_id=op,
-            action="certified",
-            scheme_region="EU",
-            scheme="Catena-X conformity assessment",
-            certificate_id=f"CX-{i}",
-        )
-        for i, op in enumerate(operators)
-    ]
+    return [certification(op, T0, f"CX-{i}", uid(start + i)) for i, op in enumerate(operators)]
 
 
 def reference() -> list[Event]:
@@ -111,14 +110,14 @@ def reference() -> list[Event]:
             status="waste",
         ),
         ShreddingEvent(
-            **_env(4, 13, RECYCLER, "JP-REC-PLANT-1", "JP"),
+            **_env(4, 13, RECYCLER, "JP-REC-PLANT-1"),
             black_mass_lot_id="BM-1",
             inputs=[{"battery_id": "OLD-PACK-1", "mass_kg": Decimal("60")}],
             mass_kg=Decimal("50"),
             composition={"nickel": Decimal("0.08")},
         ),
         RecoveryEvent(
-            **_env(5, 14, RECYCLER, "JP-REC-PLANT-1", "JP"),
+            **_env(5, 14, RECYCLER, "JP-REC-PLANT-1"),
             black_mass_lot_id="BM-1",
             input_mass_kg=Decimal("50"),
             process="hydrometallurgical",
@@ -199,8 +198,8 @@ def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = Tru
         for _ in operators[1:]:  # certifications() numbered them from the first id on
             next(ids)
 
-    def env(operator: str, site: str, region: str = "EU") -> dict[str, Any]:
-        return _env(next(ids), rng.randrange(365), operator, site, region)
+    def env(operator: str, site: str) -> dict[str, Any]:
+        return _env(next(ids), rng.randrange(365), operator, site)
 
     def composition() -> dict[str, Decimal]:
         chosen = rng.sample(metals, rng.randint(1, 3))
@@ -311,7 +310,7 @@ def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = Tru
     bm = f"BM-{first_id}"
     events.append(
         ShreddingEvent(
-            **env(RECYCLER, "JP-REC-PLANT-1", "JP"),
+            **env(RECYCLER, "JP-REC-PLANT-1"),
             black_mass_lot_id=bm,
             inputs=[
                 {"battery_id": pack, "mass_kg": Decimal("400")},
@@ -329,7 +328,7 @@ def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = Tru
     lots[recovered] = Decimal("40")
     events.append(
         RecoveryEvent(
-            **env(RECYCLER, "JP-REC-PLANT-1", "JP"),
+            **env(RECYCLER, "JP-REC-PLANT-1"),
             black_mass_lot_id=bm,
             input_mass_kg=Decimal("160"),
             process="hydrometallurgical",

@@ -130,13 +130,28 @@ def for_type(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
     raise TypeError(f"no strategy for {tp!r}")
 
 
+#: The operator ids a region's events are published by (see ``Event._operator_of_the_region``).
+operator_ids_of = {values.Region.EU: bpnls, values.Region.JP: corporate_numbers()}
+#: A region with an operator id of it.
+regions_and_operators = st.sampled_from(list(values.Region)).flatmap(
+    lambda region: st.tuples(st.just(region), operator_ids_of[region])
+)
+
+
 def models(cls: type[BaseModel]) -> st.SearchStrategy[Any]:
     fields = {
         name: for_type(info.annotation, list(info.metadata))
         for name, info in cls.model_fields.items()
         if name != "schema_version"
     }
-    return st.fixed_dictionaries(fields).map(cls.model_validate)
+    if not issubclass(cls, Event):
+        return st.fixed_dictionaries(fields).map(cls.model_validate)
+    del fields["region"], fields["operator_id"]  # drawn together: the operator fits the region
+    return st.tuples(st.fixed_dictionaries(fields), regions_and_operators).map(
+        lambda drawn: cls.model_validate(
+            {**drawn[0], "region": drawn[1][0], "operator_id": drawn[1][1]}
+        )
+    )
 
 
 def events(event_type: str | None = None) -> st.SearchStrategy[Event]:

@@ -3,16 +3,17 @@ report."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import BinaryIO, TextIO
 
-from connectors.ingest.files import RejectedLine, read_csv, read_jsonl
+from connectors.ingest.files import RejectedLine, byte_lines, open_source, read_csv, read_jsonl
 from connectors.ingest.producer import EventProducer, FailedDelivery
 from connectors.kafka.clients import check_reachable
 from connectors.progress import Progress
@@ -52,10 +53,17 @@ class PublishReport:
         )
 
 
-def _lines_counting_bytes(stream: IO[str], counter: list[int]) -> Iterator[str]:
-    for line in stream:
-        counter[0] += len(line)
-        yield line
+class _CountingReader:
+    """A binary stream counting the bytes read from it, for the progress line."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.read = 0
+
+    def readline(self, size: int = -1, /) -> bytes:
+        line = self.stream.readline(size)
+        self.read += len(line)
+        return line
 
 
 def publish_file(
@@ -74,7 +82,8 @@ def publish_file(
     ``config_for(region)`` gives the client configuration of a region's cluster, or raises
     :class:`RegionMismatch` when events of that region must not be published in this run (the
     line is then rejected with that reason). Invalid lines are written to ``err`` as they are
-    met (and to ``rejects_path`` as JSONL); good lines are published all the same.
+    met (and to ``rejects_path`` as JSONL); good lines are published all the same. A ``path``
+    that cannot be opened raises :class:`~connectors.ingest.files.UnreadableSource`.
 
     With ``connect_timeout``, a region's cluster must answer within that many seconds before
     its first event is queued, else :class:`~connectors.kafka.clients.ClusterUnreachable` is
@@ -114,16 +123,16 @@ def publish_file(
         return producer
 
     with ExitStack() as stack:
-        rejects = stack.enter_context(open(rejects_path, "w")) if rejects_path else None
         if str(path) == "-":
-            stream: IO[str] = sys.stdin
+            stream: BinaryIO = sys.stdin.buffer
             total = None
         else:
-            stream = stack.enter_context(open(path, encoding="utf-8"))
-            total = Path(path).stat().st_size or None
+            stream = stack.enter_context(open_source(path))
+            total = os.fstat(stream.fileno()).st_size or None
+        rejects = stack.enter_context(open(rejects_path, "w")) if rejects_path else None
         progress = Progress(f"publishing {path}", total)
-        read = [0]
-        lines = _lines_counting_bytes(stream, read)
+        counting = _CountingReader(stream)
+        lines = byte_lines(counting)
         records = read_csv(lines, event_type) if csv else read_jsonl(lines)
         for number, item in records:
             if isinstance(item, RejectedLine):
@@ -140,7 +149,7 @@ def publish_file(
                 producer.publish(item, context=(number, label))
                 report.queued[label] += 1
             progress.update(
-                read[0],
+                counting.read,
                 f"{sum(report.queued.values())} queued, {len(report.failed)} failed, "
                 f"{len(report.rejected)} rejected",
             )

@@ -41,6 +41,7 @@ from schemas.events import (
     ShipmentEvent,
     ShreddingEvent,
     UseCollectionEvent,
+    envelope,
 )
 from schemas.serde import Serde
 from schemas.topics import event_topic_name
@@ -169,13 +170,7 @@ class _Loop:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
 
     def env(self, who: Company, when: datetime) -> dict[str, Any]:
-        return {
-            "event_id": self.uid(),
-            "occurred_at": when,
-            "operator_id": who.operator_id,
-            "site_id": who.site_id,
-            "region": self.cast.region,
-        }
+        return envelope(who.operator_id, who.site_id, when, self.uid())
 
     def day(self, first: int, last: int) -> datetime:
         return START + timedelta(

@@ -25,12 +25,13 @@ from connectors.kafka.consume import read_from_start
 from connectors.kafka.embedded import EmbeddedBroker, die_with_parent, free_port
 from schemas.serde import Serde
 from schemas.topics import EVENT_TOPICS
-from tests.scenarios import MAKER, MINER, reference
+from tests.scenarios import MAKER, MINER, RECYCLER, reference
 
 from .conftest import config
 
 MINER_TOKEN = "miner-token-0123456789"
 MAKER_TOKEN = "maker-token-0123456789"
+RECYCLER_TOKEN = "recycler-token-0123456789"  # a Japanese operator
 TOPICS = [t.name for t in EVENT_TOPICS.values()]
 
 
@@ -78,7 +79,10 @@ def running_gateway(
 @pytest.fixture
 def gateway(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[str]:
     tokens = tmp_path / "tokens.toml"
-    tokens.write_text(f'[tokens]\n"{MINER_TOKEN}" = "{MINER}"\n"{MAKER_TOKEN}" = "{MAKER}"\n')
+    tokens.write_text(
+        f'[tokens]\n"{MINER_TOKEN}" = "{MINER}"\n"{MAKER_TOKEN}" = "{MAKER}"\n'
+        f'"{RECYCLER_TOKEN}" = "{RECYCLER}"\n'
+    )
     with running_gateway(broker, tmp_path, "--tokens", str(tokens)) as url:
         yield url
 
@@ -128,8 +132,12 @@ def test_the_gateway_authenticates_authorises_validates_and_acknowledges(
     status, body = post(gateway + "/events", broken, token=MINER_TOKEN)
     assert status == 422
     assert {tuple(e["loc"])[-1] for e in body["errors"]} >= {"mass_kg", "country"}
-    japanese = {**as_json(ore), "region": "JP"}
-    status, body = post(gateway + "/events", japanese, token=MINER_TOKEN)
+    relabelled = {**as_json(ore), "region": "JP"}  # a BPNL cannot publish a JP event
+    status, body = post(gateway + "/events", relabelled, token=MINER_TOKEN)
+    assert status == 422 and body["errors"][0]["type"] == "operator_region"
+    assert body["errors"][0]["loc"] == ["extraction", "region"]
+    japanese = next(e for e in chain if e.region.value == "JP")  # by RECYCLER
+    status, body = post(gateway + "/events", as_json(japanese), token=RECYCLER_TOKEN)
     assert status == 422 and body["errors"][0]["type"] == "wrong_region"
     assert (
         len(published_ids(broker, 10_000, timeout=3)) == before

@@ -5,12 +5,14 @@ loss, and no confidential byte on the target."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ from schemas import catalog
 from schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event
 from schemas.serde import Serde
 from schemas.topics import event_topic_name
-from schemas.values import Region
+from schemas.values import Region, corporate_number_check_digit
+from tests import scenarios
 from tests.scenarios import random_loop, uid
 from tests.strategies import events as event_strategy
 
@@ -82,10 +85,24 @@ def workload(region: Region, loops: int, seed: int, first_id: int) -> list[Event
 
 
 def _swap(event: Event) -> Event:
-    update: dict[str, Any] = {"region": JP if event.region == EU else EU}
+    """The event as the other region would publish it: its operators there have the other
+    region's kind of id (an event's operator is a participant of its region's platform)."""
+    update: dict[str, Any] = {
+        "region": JP if event.region == EU else EU,
+        "operator_id": _counterpart(event.operator_id),
+    }
     if isinstance(event, CertificationEvent):
         update["scheme_region"] = JP if event.scheme_region == EU else EU
-    return event.model_copy(update=update)
+        update["subject_operator_id"] = _counterpart(event.subject_operator_id)
+    return type(event).model_validate({**event.model_dump(), **update})
+
+
+def _counterpart(operator: str) -> str:
+    """A BPNL for a corporate number and the reverse, the same one every time."""
+    if operator.startswith("BPNL"):
+        base = f"{int(hashlib.sha256(operator.encode()).hexdigest(), 16) % 10**12:012d}"
+        return f"{corporate_number_check_digit(base)}{base}"
+    return f"BPNLJ{operator[2:]}"
 
 
 def ids(events: list[Event]) -> list[str]:
@@ -245,18 +262,8 @@ def live_mirror(request: pytest.FixtureRequest) -> Iterator[dict[Region, Embedde
         brokers = {r: stack.enter_context(EmbeddedBroker(r, request.param)) for r in Region}
         for broker in brokers.values():
             create_missing({"bootstrap.servers": broker.bootstrap})
-        certification = EVENT_MODELS["certification"].model_validate(
-            {
-                "occurred_at": "1980-01-01T00:00:00Z",
-                "operator_id": "BPNL00000000CERT",
-                "site_id": "BPNS00000000CERT",
-                "region": "EU",
-                "subject_operator_id": CERTIFIED,
-                "action": "certified",
-                "scheme_region": "EU",
-                "scheme": "Catena-X conformity assessment",
-                "certificate_id": "CX-LEAK-TEST",
-            }
+        certification = scenarios.certification(
+            CERTIFIED, datetime(1980, 1, 1, tzinfo=UTC), "CX-LEAK-TEST"
         )
         publish(brokers[EU], [certification])
         policy = sharing.load(sharing.shipped("eu-to-jp"), SECRET.encode())

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.ingest.files import read_jsonl
 from connectors.ingest.producer import DeliveryError, EventProducer
+from connectors.ingest.publishing import publish_file
 from connectors.kafka.admin import create_missing, describe
 from connectors.kafka.consume import read_from_start
 from connectors.kafka.embedded import EmbeddedBroker
-from schemas.events import EVENT_TYPES
+from schemas.events import EVENT_TYPES, Event
 from schemas.serde import Serde
 from schemas.topics import ALL_TOPICS, EVENT_TOPICS
+from schemas.values import Region
+from tests import scenarios
 from tests.integration.conftest import config, requires
 from tests.strategies import events
 
@@ -142,3 +149,31 @@ def test_cluster_listing_reports_missing_topics() -> None:
     with EmbeddedBroker(backend="tansu") as empty:
         states = describe({"bootstrap.servers": empty.bootstrap})
     assert all(s.problems == ["missing"] for s in states)
+
+
+def test_a_file_without_event_ids_published_twice_gives_the_same_ids(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    eu = [e for e in scenarios.reference() if e.region == Region.EU]
+    lines = [(e.model_dump_json(exclude={"event_id"}) + "\n").encode() for e in eu]
+    lines.insert(2, b'{"material": "qualit\xe9"}\n')  # not UTF-8: rejected, the rest published
+    source = tmp_path / "no-ids.jsonl"
+    source.write_bytes(b"".join(lines))
+    expected = [e.event_id for _, e in read_jsonl(lines) if isinstance(e, Event)]
+    assert len(expected) == len(eu) and set(expected).isdisjoint(e.event_id for e in eu)
+
+    for _ in range(2):  # e.g. the run is repeated after a crash
+        report = publish_file(source, lambda region: config(broker), err=io.StringIO())
+        assert [(r.line, r.reason[:10]) for r in report.rejected] == [(3, "not UTF-8:")]
+        assert report.total_published == len(eu) and not report.failed
+
+    serde = Serde()
+    records = read_from_start(
+        config(broker),
+        [t.name for t in EVENT_TOPICS.values()],
+        2 * len(expected),
+        timeout=20,
+        keep=lambda m: serde.decode(m.value())[1]["event_id"] in expected,
+    )
+    published = Counter(serde.decode_event(m.value()).event_id for m in records)
+    assert published == {event_id: 2 for event_id in expected}

@@ -75,8 +75,9 @@ def register(sub: Subcommands) -> None:
             "Publish a JSONL file of events (one pydantic-JSON event per line; '-' reads stdin). "
             "Each event goes to its event type's topic, keyed by its lot or battery id, on the "
             "cluster of its region (or of --region, which then rejects events of the other "
-            "region). Invalid lines are reported with their line number and reason and the rest "
-            "are still published; the exit code is 1 if any line failed."
+            "region). Invalid lines (not UTF-8, not JSON, not a valid event) are reported with "
+            "their line number and reason and the rest are still published; the exit code is 1 "
+            "if any line failed, 2 if the file cannot be opened."
         ),
     )
     add_cluster_options(produce, region_required=False)

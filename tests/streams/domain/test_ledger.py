@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import Event, ManufactureEvent, ShipmentEvent
+from connectors.ingest.files import read_jsonl
+from schemas.events import Event, ManufactureEvent, ShipmentEvent, envelope
 from streams.domain.codec import chunked_messages, decode_messages
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
@@ -127,10 +128,7 @@ def test_recovering_more_than_the_black_mass_held_is_alerted() -> None:
 
 def test_outflow_of_black_mass_and_of_a_waste_battery() -> None:
     shipment = dict(
-        occurred_at=scenarios.T0.replace(month=12),
-        operator_id=MAKER,
-        site_id="BPNS0000000PCK01",
-        region="EU",
+        **envelope(MAKER, "BPNS0000000PCK01", scenarios.T0.replace(month=12)),
         from_site_id="BPNS0000000PCK01",
         from_country="DE",
         to_site_id="CN-SITE-7",
@@ -259,3 +257,26 @@ def test_a_burst_before_the_certificate_keeps_the_operator_state_small() -> None
     assert alert["details"]["events"] == 3 * PENDING_DETAIL
     state = ledger.states[operator_key(MAKER)]
     assert isinstance(state, OperatorState) and len(state.flagged) == 100
+
+
+def id_less_jsonl(events: list[Event]) -> list[bytes]:
+    """The events as a JSONL file whose lines carry no event id."""
+    return [(e.model_dump_json(exclude={"event_id"}) + "\n").encode() for e in events]
+
+
+def test_replaying_a_file_without_event_ids_changes_nothing() -> None:
+    lines = id_less_jsonl(scenarios.reference())
+
+    def read() -> list[Event]:
+        out = [item for _, item in read_jsonl(lines)]
+        assert all(isinstance(e, Event) for e in out)
+        return out  # type: ignore[return-value]
+
+    once = run(read())
+    twice = run([*read(), *read()])  # the file published again after a crash, say
+    assert outputs(twice) == outputs(once)
+    lots = twice.output("lots")
+    # ORE-NI-1 holds 200 kg, all of it refined once: replayed, it is not consumed twice.
+    assert lots["ORE-NI-1"]["remaining_kg"] == "0.000"
+    assert twice.output("alerts") == {}
+    assert twice.output("passports")["PACK-1"]["materials"]["nickel"]["mass_kg"] == ("20.000000000")
