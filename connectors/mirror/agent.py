@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
-from connectors.mirror.policy import SharingPolicy
+from connectors.mirror.policy import RedactionTally, SharingPolicy
 from connectors.mirror.replication import (
     RECOGNISED,
     Action,
@@ -166,6 +166,7 @@ class Totals:
     filtered: int = 0
     filtered_by_reason: Tally[str] = field(default_factory=Tally)
     redacted: int = 0
+    redactions: RedactionTally = field(default_factory=RedactionTally)  # ``redacted`` by kind
     skipped: int = 0
     waiting: int = 0
     lag: int = 0
@@ -504,9 +505,10 @@ class Session:
             assert verdict.reason is not None
             self._filter(lane, offset, verdict.reason)
             return True
-        counted = self.policy.redact_counted(event_type, record)
-        assert counted is not None  # judge() filters the types the policy does not share
-        shared, redacted = counted
+        tallied = self.policy.redact_tallied(event_type, record)
+        assert tallied is not None  # judge() filters the types the policy does not share
+        shared, tally = tallied
+        redacted = tally.total
         value = self.o.target_serde.encode_as(
             self.policy.shared_schemas[event_type], shared, lane.target_topic
         )
@@ -532,6 +534,7 @@ class Session:
         totals = self.agent.totals
         totals.mirrored += 1
         totals.redacted += redacted
+        totals.redactions.add(tally)
         self._mirrored[event_type].inc()
         if redacted:
             self._redacted[event_type].inc(redacted)

@@ -108,6 +108,50 @@ class Step:
     action: str
     record: str | None  # prefix of the rules inside, when the field is a record with rules below
     items: str | None  # ... when it is an array of records with rules below
+    path: str  # the field's schema path (``inputs[].supplier_id``)
+    confidential: bool  # the schema tags the field itself confidential
+    holds_confidential: bool  # ... or something inside it
+
+
+@dataclass(slots=True)
+class RedactionTally:
+    """What redaction did to present (non-null) values, by kind.
+
+    ``confidential_removed`` counts values of fields the schema tags confidential (a supplier
+    identity, a price record, a procurement amount), one per field per record, including those
+    inside a dropped record or array; the other counters count the policy's own choices."""
+
+    confidential_removed: int = 0
+    dropped: int = 0  # other values dropped (a dropped record once, besides what it held)
+    pseudonymised: int = 0
+    banded: int = 0
+    reduced_to_country: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.confidential_removed
+            + self.dropped
+            + self.pseudonymised
+            + self.banded
+            + self.reduced_to_country
+        )
+
+    def add(self, other: RedactionTally) -> None:
+        self.confidential_removed += other.confidential_removed
+        self.dropped += other.dropped
+        self.pseudonymised += other.pseudonymised
+        self.banded += other.banded
+        self.reduced_to_country += other.reduced_to_country
+
+    def other(self) -> dict[str, int]:
+        """The redactions that are not confidential values removed, by kind."""
+        return {
+            "dropped": self.dropped,
+            "pseudonymised": self.pseudonymised,
+            "banded": self.banded,
+            "reduced_to_country": self.reduced_to_country,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,6 +161,8 @@ class EventRules:
     #: Paths with rules for something inside them (``inputs`` and ``inputs[]`` when
     #: ``inputs[].lot_id`` is named); worked out once, asked for every field of every record.
     containers: frozenset[str] = field(init=False, default=frozenset())
+    #: Paths the schema tags confidential.
+    confidential: frozenset[str] = field(init=False, default=frozenset())
     _steps: dict[tuple[str, str], Step] = field(
         init=False, default_factory=dict, repr=False, compare=False
     )
@@ -130,6 +176,8 @@ class EventRules:
                     if path[:i].endswith("[]"):
                         found.add(path[: i - 2])
         object.__setattr__(self, "containers", frozenset(found))
+        tagged = catalog.current(self.event_type).confidential_fields
+        object.__setattr__(self, "confidential", frozenset(tagged))
 
     def has_rules_below(self, path: str) -> bool:
         return path in self.containers
@@ -145,9 +193,27 @@ class EventRules:
                 self.action(path),
                 path + "." if self.has_rules_below(path) else None,
                 path + "[]." if self.has_rules_below(path + "[]") else None,
+                path,
+                path in self.confidential,
+                self.holds_confidential(path),
             )
             cache[(prefix, name)] = found
         return found
+
+    def holds_confidential(self, path: str) -> bool:
+        return any(c.startswith((path + ".", path + "[].")) for c in self.confidential)
+
+    def confidential_in(self, value: Any, path: str) -> int:
+        """How many present values of confidential fields ``value`` (at ``path``) holds."""
+        if value is None:
+            return 0
+        if path in self.confidential:
+            return 1
+        if isinstance(value, dict) and self.holds_confidential(path):
+            return sum(self.confidential_in(v, f"{path}.{k}") for k, v in value.items())
+        if isinstance(value, list) and self.holds_confidential(path):
+            return sum(self.confidential_in(v, path + "[]") for v in value)
+        return 0
 
     def action(self, path: str) -> str:
         """The most precise rule for ``path``: its own, else its nearest named ancestor's."""
@@ -195,37 +261,53 @@ class SharingPolicy:
     ) -> tuple[dict[str, Any], int] | None:
         """Like :meth:`redact`, with the number of present (non-null) values it dropped or
         transformed; None when the type is not shared."""
+        tallied = self.redact_tallied(event_type, record)
+        return None if tallied is None else (tallied[0], tallied[1].total)
+
+    def redact_tallied(
+        self, event_type: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], RedactionTally] | None:
+        """Like :meth:`redact`, with what it removed or transformed, by kind; None when the
+        type is not shared."""
         rules = self.events.get(event_type)
         if rules is None:
             return None
-        redacted = [0]
-        return self._record(rules, record, "", redacted), redacted[0]
+        tally = RedactionTally()
+        return self._record(rules, record, "", tally), tally
 
     def _record(
-        self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[int]
+        self, rules: EventRules, record: dict[str, Any], prefix: str, tally: RedactionTally
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         step_of = rules.step
         for name, value in record.items():
             step = step_of(prefix, name)
             if step.record is not None and isinstance(value, dict):
-                out[name] = self._record(rules, value, step.record, redacted)
+                out[name] = self._record(rules, value, step.record, tally)
                 continue
             if step.items is not None and isinstance(value, list):
-                out[name] = [self._record(rules, v, step.items, redacted) for v in value]
+                out[name] = [self._record(rules, v, step.items, tally) for v in value]
                 continue
             action = step.action
             if action == "keep":
                 out[name] = value
                 continue
-            if value is not None:
-                redacted[0] += 1
             if action == "drop":
+                if step.confidential or step.holds_confidential:
+                    tally.confidential_removed += rules.confidential_in(value, step.path)
+                if value is not None and not step.confidential:
+                    tally.dropped += 1
                 continue
             if action == "country":  # validated on load: a top-level site with a country field
                 out[name] = record.get(SITE_COUNTRY[rules.event_type][prefix + name])
+                if value is not None:
+                    tally.reduced_to_country += 1
                 continue
             out[name] = self._transform(action, value)
+            if value is not None and action == "pseudonymise":
+                tally.pseudonymised += 1
+            elif value is not None:
+                tally.banded += 1
         return out
 
     @cached_property

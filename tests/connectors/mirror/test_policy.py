@@ -253,3 +253,59 @@ def test_redacted_events_are_valid_avro_under_the_shared_schema(
     buffer.seek(0)
     # The partner reads it with the shared schema alone.
     assert fastavro.schemaless_reader(buffer, parsed, None) == redacted
+
+
+def _input(n: int, confidential: bool) -> dict[str, Any]:
+    return {
+        "lot_id": f"LOT-{n}",
+        "mass_kg": Decimal("100.000"),
+        "supplier_id": "BPNL00000SUPPL01" if confidential else None,
+        "unit_price": {"amount": Decimal("9.5000"), "currency": "EUR"} if confidential else None,
+        "contract_volume_kg": Decimal("5000.000") if confidential else None,
+    }
+
+
+def test_redaction_tally_counts_confidential_values_apart(sample_event: Event) -> None:
+    """Known records: which values were confidential and removed, and what else was done."""
+    shipped = sharing.load(sharing.shipped("eu-to-jp"), SECRET)
+    refining = {
+        **ENVELOPE,
+        "batch_id": "B-1",
+        "inputs": [_input(1, True), _input(2, False), _input(3, True)],
+    }
+    tallied = shipped.redact_tallied("refining", refining)
+    assert tallied is not None
+    assert tallied[1] == sharing.RedactionTally(confidential_removed=6)  # 3 fields x 2 inputs
+    shipment = {**ENVELOPE, "consignee_id": "BPNL00000CONSG01", "invoice_value": None}
+    tallied = shipped.redact_tallied("shipment", shipment)
+    assert tallied is not None and tallied[1] == sharing.RedactionTally(confidential_removed=1)
+    extraction = decoded(sample_event)  # its offtake price is set
+    tallied = shipped.redact_tallied("extraction", extraction)
+    assert tallied is not None and tallied[1] == sharing.RedactionTally(confidential_removed=1)
+
+    rules = {**ENVELOPE, "operator_id": "pseudonymise", "mass_kg": "band", "site_id": "country"}
+    custom = policy(
+        {
+            "extraction": {"share": True, "fields": {**rules, "lot_id": "keep"}},
+            "refining": {"share": True, "fields": {**ENVELOPE, "batch_id": "keep"}},
+        }
+    )
+    tallied = custom.redact_tallied("extraction", extraction)
+    assert tallied is not None
+    present_unnamed = [
+        k
+        for k, v in extraction.items()
+        if k not in rules and k not in ("lot_id", "offtake_price") and v is not None
+    ]
+    assert tallied[1] == sharing.RedactionTally(
+        confidential_removed=1,
+        dropped=len(present_unnamed),
+        pseudonymised=1,
+        banded=1,
+        reduced_to_country=1,
+    )
+    # inputs not named: dropped whole, and the confidential values inside it are still counted
+    tallied = custom.redact_tallied("refining", refining)
+    assert tallied is not None
+    assert tallied[1] == sharing.RedactionTally(confidential_removed=6, dropped=1)
+    assert custom.redact_counted("refining", refining) == (tallied[0], 7)
