@@ -32,7 +32,7 @@ from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import assign_from_start, reader
 from connectors.kafka.embedded import two_regions
 from connectors.mirror import policy as sharing
-from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions, Totals
 from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
 from schemas.values import Region
 
@@ -273,20 +273,24 @@ def _summary(
                 if a["kind"] == "outflow" and a.get("status") == "open"
             ],
         }
-    mirrors = {
-        direction: {
-            "mirrored": agent.totals.mirrored,
-            "filtered": dict(sorted(agent.totals.filtered_by_reason.items())),
-            "fields_redacted": agent.totals.redacted,
-        }
-        for direction, agent in agents.items()
-    }
+    mirrors = {direction: mirror_summary(agent.totals) for direction, agent in agents.items()}
     return {
         "backend": backend,
         "complete": complete,
         "regions": regions,
         "mirrors": mirrors,
         "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def mirror_summary(totals: Totals) -> dict[str, Any]:
+    """One mirror's part of the summary: confidential values removed (fields the schema tags
+    confidential, per record) apart from the policy's other redactions."""
+    return {
+        "mirrored": totals.mirrored,
+        "filtered": dict(sorted(totals.filtered_by_reason.items())),
+        "confidential_values_removed": totals.redactions.confidential_removed,
+        "other_redactions": {k: v for k, v in totals.redactions.other().items() if v},
     }
 
 
@@ -340,6 +344,7 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
     w("\n== mirrors ==\n")
     for direction, m in s["mirrors"].items():
         w(
-            f"{direction}: {m['mirrored']} mirrored, {m['fields_redacted']} confidential field "
-            f"values redacted, filtered {m['filtered'] or 'none'}\n"
+            f"{direction}: {m['mirrored']} mirrored, {m['confidential_values_removed']} "
+            f"confidential field values removed, other redactions "
+            f"{m['other_redactions'] or 'none'}, filtered {m['filtered'] or 'none'}\n"
         )

@@ -1,6 +1,6 @@
 """``batteryloop`` commands as child processes (the processors worker for the demo and the
-tests, the mirror for the tests): started with PR_SET_PDEATHSIG so that none outlives its
-launcher."""
+tests, the mirror for the tests): started by :func:`connectors.lifetime.start_bound` so that
+none outlives its launcher."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from connectors.kafka.embedded import die_with_parent, free_port
+from connectors.kafka.embedded import free_port
+from connectors.lifetime import start_bound
 from schemas.values import Region
 
 
@@ -32,13 +33,12 @@ class ChildProcess:
     def start(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = start_bound(
                 [sys.executable, "-m", "connectors.cli", *self.arguments()],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.environment()},
-                preexec_fn=die_with_parent,
             )
         return self
 

@@ -9,16 +9,15 @@ is skipped there with the reason instead of failing or silently passing:
 * ``noida`` (noida-db): transactions and read_committed work; data kept on disk; the
   cooperative-sticky assignor does not.
 
-No broker outlives its launcher: each child is started with PR_SET_PDEATHSIG, so the kernel
-kills it when the launching process dies, even by SIGKILL; ``stop()`` (also run at exit and on
-leaving the ``with`` block) terminates it and waits.
+No broker outlives its launcher: each is started by :func:`connectors.lifetime.start_bound`
+(PR_SET_PDEATHSIG), so the kernel kills it when the launching process dies, even by SIGKILL;
+``stop()`` (also run at exit and on leaving the ``with`` block) terminates it and waits.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -31,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.lifetime import start_bound
 from schemas.values import Region
 
 
@@ -63,14 +63,7 @@ BACKENDS: dict[str, Capabilities] = {
 }
 DEFAULT_BACKEND = "tansu"
 
-_PR_SET_PDEATHSIG = 1
 _running: set[EmbeddedBroker] = set()
-
-
-def die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()  # Ctrl-C reaches the launcher, which stops the broker in order
 
 
 def free_port() -> int:
@@ -176,12 +169,8 @@ class EmbeddedBroker:
         """Start the broker and return once it answers a metadata request."""
         if self._process is not None:
             return self
-        self._process = subprocess.Popen(
-            self._command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            preexec_fn=die_with_parent,
+        self._process = start_bound(
+            self._command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
         )
         _running.add(self)
         try:

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
-from connectors.mirror.policy import SharingPolicy
+from connectors.mirror.policy import RedactionTally, SharingPolicy
 from connectors.mirror.replication import (
     RECOGNISED,
     Action,
@@ -165,6 +165,7 @@ class Totals:
     filtered: int = 0
     filtered_by_reason: Tally[str] = field(default_factory=Tally)
     redacted: int = 0
+    redactions: RedactionTally = field(default_factory=RedactionTally)  # ``redacted`` by kind
     skipped: int = 0
     waiting: int = 0
     lag: int = 0
@@ -231,11 +232,14 @@ class MirrorAgent:
         o = self.options
         types = [t for t in EVENT_TOPICS if self.policy.shares(t) or t == CERTIFICATION]
         partitions = self._source_partitions(types)
-        specs = mirrored_topics(self.source_region.value, partitions)
+        # Certifications are read for the gate even when not shared; only shared types get a
+        # topic on the target.
+        shared = {t: n for t, n in partitions.items() if self.policy.shares(t)}
+        specs = mirrored_topics(self.source_region.value, shared)
         try:
             _, states = create_missing(
                 o.target,
-                [s for s in specs if s.event_type in partitions] + [MIRROR_CHECKPOINT_TOPIC],
+                [s for s in specs if s.event_type in shared] + [MIRROR_CHECKPOINT_TOPIC],
             )
         except (KafkaException, RuntimeError) as exc:
             raise Unavailable(f"target cluster: {_reason(exc)}") from exc
@@ -263,6 +267,7 @@ class MirrorAgent:
         reads = [
             TopicPartition(lane.target_topic, lane.partition, lane.target_from)
             for lane in lanes.values()
+            if self.policy.shares(lane.event_type)  # nothing of another type is on the target
         ]
         for record in read_to_end(o.target, reads, o.recovery_timeout):
             place = (record.topic(), record.partition())
@@ -493,9 +498,10 @@ class Session:
             assert verdict.reason is not None
             self._filter(lane, offset, verdict.reason)
             return True
-        counted = self.policy.redact_counted(event_type, record)
-        assert counted is not None  # only shared types are read
-        shared, redacted = counted
+        tallied = self.policy.redact_tallied(event_type, record)
+        assert tallied is not None  # judge() filters the types the policy does not share
+        shared, tally = tallied
+        redacted = tally.total
         value = self.o.target_serde.encode_as(
             self.policy.shared_schemas[event_type], shared, lane.target_topic
         )
@@ -521,6 +527,7 @@ class Session:
         totals = self.agent.totals
         totals.mirrored += 1
         totals.redacted += redacted
+        totals.redactions.add(tally)
         self._mirrored[event_type].inc()
         if redacted:
             self._redacted[event_type].inc(redacted)

@@ -24,6 +24,10 @@ field the schema tags confidential (supplier identities, procurement amounts, pr
 be dropped: a policy that would let one through in any form, directly or inside a kept record,
 does not load, and the error names the rule.
 
+The file is validated by pydantic models (:class:`PolicyFile`), then against the schemas; a
+refusal is a :class:`PolicyError` naming the file, the TOML key path and the reason. The
+secret is held as :class:`~pydantic.SecretBytes`, so no repr, log line or error shows it.
+
 No Kafka here: the mirror applies :meth:`SharingPolicy.redact` to decoded records.
 """
 
@@ -38,6 +42,18 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas import catalog
 from schemas.catalog import SchemaVersion
@@ -108,6 +124,50 @@ class Step:
     action: str
     record: str | None  # prefix of the rules inside, when the field is a record with rules below
     items: str | None  # ... when it is an array of records with rules below
+    path: str  # the field's schema path (``inputs[].supplier_id``)
+    confidential: bool  # the schema tags the field itself confidential
+    holds_confidential: bool  # ... or something inside it
+
+
+@dataclass(slots=True)
+class RedactionTally:
+    """What redaction did to present (non-null) values, by kind.
+
+    ``confidential_removed`` counts values of fields the schema tags confidential (a supplier
+    identity, a price record, a procurement amount), one per field per record, including those
+    inside a dropped record or array; the other counters count the policy's own choices."""
+
+    confidential_removed: int = 0
+    dropped: int = 0  # other values dropped (a dropped record once, besides what it held)
+    pseudonymised: int = 0
+    banded: int = 0
+    reduced_to_country: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.confidential_removed
+            + self.dropped
+            + self.pseudonymised
+            + self.banded
+            + self.reduced_to_country
+        )
+
+    def add(self, other: RedactionTally) -> None:
+        self.confidential_removed += other.confidential_removed
+        self.dropped += other.dropped
+        self.pseudonymised += other.pseudonymised
+        self.banded += other.banded
+        self.reduced_to_country += other.reduced_to_country
+
+    def other(self) -> dict[str, int]:
+        """The redactions that are not confidential values removed, by kind."""
+        return {
+            "dropped": self.dropped,
+            "pseudonymised": self.pseudonymised,
+            "banded": self.banded,
+            "reduced_to_country": self.reduced_to_country,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,6 +177,8 @@ class EventRules:
     #: Paths with rules for something inside them (``inputs`` and ``inputs[]`` when
     #: ``inputs[].lot_id`` is named); worked out once, asked for every field of every record.
     containers: frozenset[str] = field(init=False, default=frozenset())
+    #: Paths the schema tags confidential.
+    confidential: frozenset[str] = field(init=False, default=frozenset())
     _steps: dict[tuple[str, str], Step] = field(
         init=False, default_factory=dict, repr=False, compare=False
     )
@@ -130,6 +192,8 @@ class EventRules:
                     if path[:i].endswith("[]"):
                         found.add(path[: i - 2])
         object.__setattr__(self, "containers", frozenset(found))
+        tagged = catalog.current(self.event_type).confidential_fields
+        object.__setattr__(self, "confidential", frozenset(tagged))
 
     def has_rules_below(self, path: str) -> bool:
         return path in self.containers
@@ -145,9 +209,27 @@ class EventRules:
                 self.action(path),
                 path + "." if self.has_rules_below(path) else None,
                 path + "[]." if self.has_rules_below(path + "[]") else None,
+                path,
+                path in self.confidential,
+                self.holds_confidential(path),
             )
             cache[(prefix, name)] = found
         return found
+
+    def holds_confidential(self, path: str) -> bool:
+        return any(c.startswith((path + ".", path + "[].")) for c in self.confidential)
+
+    def confidential_in(self, value: Any, path: str) -> int:
+        """How many present values of confidential fields ``value`` (at ``path``) holds."""
+        if value is None:
+            return 0
+        if path in self.confidential:
+            return 1
+        if isinstance(value, dict) and self.holds_confidential(path):
+            return sum(self.confidential_in(v, f"{path}.{k}") for k, v in value.items())
+        if isinstance(value, list) and self.holds_confidential(path):
+            return sum(self.confidential_in(v, path + "[]") for v in value)
+        return 0
 
     def action(self, path: str) -> str:
         """The most precise rule for ``path``: its own, else its nearest named ancestor's."""
@@ -168,14 +250,18 @@ class EventRules:
         return probe
 
 
-@dataclass(frozen=True)
-class SharingPolicy:
+class SharingPolicy(BaseModel):
+    """A loaded, validated policy, ready to redact. The secret is a :class:`SecretBytes`:
+    a repr, a log line or an error message shows ``**********``, never its value."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
     name: str
     source: Region
     target: Region
     events: dict[str, EventRules]
     #: the agreement's pseudonymisation secret; None where only the schemas are wanted
-    secret: bytes | None
+    secret: SecretBytes | None
 
     def shares(self, event_type: str) -> bool:
         return event_type in self.events
@@ -195,37 +281,53 @@ class SharingPolicy:
     ) -> tuple[dict[str, Any], int] | None:
         """Like :meth:`redact`, with the number of present (non-null) values it dropped or
         transformed; None when the type is not shared."""
+        tallied = self.redact_tallied(event_type, record)
+        return None if tallied is None else (tallied[0], tallied[1].total)
+
+    def redact_tallied(
+        self, event_type: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], RedactionTally] | None:
+        """Like :meth:`redact`, with what it removed or transformed, by kind; None when the
+        type is not shared."""
         rules = self.events.get(event_type)
         if rules is None:
             return None
-        redacted = [0]
-        return self._record(rules, record, "", redacted), redacted[0]
+        tally = RedactionTally()
+        return self._record(rules, record, "", tally), tally
 
     def _record(
-        self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[int]
+        self, rules: EventRules, record: dict[str, Any], prefix: str, tally: RedactionTally
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         step_of = rules.step
         for name, value in record.items():
             step = step_of(prefix, name)
             if step.record is not None and isinstance(value, dict):
-                out[name] = self._record(rules, value, step.record, redacted)
+                out[name] = self._record(rules, value, step.record, tally)
                 continue
             if step.items is not None and isinstance(value, list):
-                out[name] = [self._record(rules, v, step.items, redacted) for v in value]
+                out[name] = [self._record(rules, v, step.items, tally) for v in value]
                 continue
             action = step.action
             if action == "keep":
                 out[name] = value
                 continue
-            if value is not None:
-                redacted[0] += 1
             if action == "drop":
+                if step.confidential or step.holds_confidential:
+                    tally.confidential_removed += rules.confidential_in(value, step.path)
+                if value is not None and not step.confidential:
+                    tally.dropped += 1
                 continue
             if action == "country":  # validated on load: a top-level site with a country field
                 out[name] = record.get(SITE_COUNTRY[rules.event_type][prefix + name])
+                if value is not None:
+                    tally.reduced_to_country += 1
                 continue
             out[name] = self._transform(action, value)
+            if value is not None and action == "pseudonymise":
+                tally.pseudonymised += 1
+            elif value is not None:
+                tally.banded += 1
         return out
 
     @cached_property
@@ -242,7 +344,8 @@ class SharingPolicy:
         if action == "pseudonymise":
             if self.secret is None:
                 raise PolicyError("pseudonymising needs the agreement's secret; none was given")
-            digest = hmac.new(self.secret, str(value).encode(), hashlib.sha256).hexdigest()
+            key = self.secret.get_secret_value()
+            digest = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
             return f"ps-{digest[:32]}"
         if action == "band":
             return mass_band(value)
@@ -267,77 +370,169 @@ def load(path: Path | str, secret: bytes | None) -> SharingPolicy:
     return parse(data, secret, where)
 
 
+# --- the policy file, as pydantic models ---------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgreementSection(_Strict):
+    """``[agreement]``: who shares with whom."""
+
+    name: str = ""
+    source: Region
+    target: Region
+
+    @field_validator("source", "target", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> Region:
+        try:
+            return Region(str(value).upper())
+        except ValueError:
+            raise ValueError("must be EU or JP") from None
+
+    @field_validator("target")
+    @classmethod
+    def _differs(cls, target: Region, info: ValidationInfo) -> Region:
+        if info.data.get("source") == target:
+            raise ValueError("must differ from the source region")
+        return target
+
+
+class EventSection(_Strict):
+    """``[events.<type>]``: whether the type is shared, and what happens to each field."""
+
+    share: StrictBool
+    fields: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _actions(cls, fields: dict[str, str]) -> dict[str, str]:
+        for name, action in fields.items():
+            if action not in ACTIONS:
+                raise PydanticCustomError(
+                    "unknown_action",
+                    "{field}: action {action} is not one of {actions}",
+                    {"field": repr(name), "action": repr(action), "actions": ", ".join(ACTIONS)},
+                )
+        return fields
+
+
+class PolicyFile(_Strict):
+    """A policy file as written: ``[agreement]`` and ``[events.*]``, nothing else."""
+
+    agreement: AgreementSection
+    events: dict[str, EventSection] = Field(default_factory=dict)
+
+
+#: Reasons for pydantic's error types, in the policy's words.
+_REASONS = {
+    "missing": "missing (required)",
+    "extra_forbidden": "unknown key",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+}
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """A TOML key path as the policy's messages write it: field paths quoted
+    (``events.refining.fields.'inputs[].lot_id'``)."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 3 and parts[0] == "events" and parts[2] == "fields":
+        parts[3:] = [repr(".".join(parts[3:]))]
+    return ".".join(parts)
+
+
+def _policy_error(exc: ValidationError, where: str) -> PolicyError:
+    """The first problem pydantic found, naming the file, the key and the reason (never the
+    value: a policy is not secret, but a reason needs no copy of it)."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    loc = error["loc"]
+    if error["type"] == "unknown_action":  # the field is named in the message
+        ctx = error.get("ctx") or {}
+        loc = (*loc, ctx.get("field", "").strip("'"))
+        reason = f"action {ctx.get('action')} is not one of {ctx.get('actions')}"
+    elif error["type"] == "value_error":
+        reason = str((error.get("ctx") or {}).get("error", error["msg"]))
+    elif error["type"] == "extra_forbidden" and len(loc) == 1:
+        reason = "unknown section (expected [agreement] and [events.*])"
+    else:
+        reason = _REASONS.get(error["type"], error["msg"])
+    return PolicyError(f"{where}: {_key_path(loc) or 'policy'}: {reason}")
+
+
 def parse(data: dict[str, Any], secret: bytes | None, where: str = "policy") -> SharingPolicy:
     """Validate a parsed policy. ``secret`` may be None only where no record is redacted
     (deriving the shared schemas)."""
-
-    def fail(rule: str, problem: str) -> PolicyError:
-        return PolicyError(f"{where}: {rule}: {problem}")
-
-    unknown = set(data) - {"agreement", "events"}
-    if unknown:
-        raise fail(sorted(unknown)[0], "unknown section (expected [agreement] and [events.*])")
-    agreement = data.get("agreement")
-    if not isinstance(agreement, dict):
-        raise fail("agreement", "missing: name, source and target regions are required")
-    regions = {}
-    for side in ("source", "target"):
-        try:
-            regions[side] = Region(str(agreement.get(side, "")).upper())
-        except ValueError:
-            raise fail(f"agreement.{side}", "must be EU or JP") from None
-    if regions["source"] == regions["target"]:
-        raise fail("agreement.target", "must differ from the source region")
+    try:
+        document = PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        raise _policy_error(exc, where) from None
     if secret is not None and len(secret) < 16:
-        raise fail("agreement", "the pseudonymisation secret must be at least 16 bytes")
+        raise PolicyError(
+            f"{where}: agreement: the pseudonymisation secret must be at least 16 bytes"
+        )
     events: dict[str, EventRules] = {}
-    for event_type, section in (data.get("events") or {}).items():
-        rule = f"events.{event_type}"
-        if event_type not in EVENT_MODELS:
-            raise fail(rule, f"no such event type (known: {', '.join(EVENT_MODELS)})")
-        if not isinstance(section, dict) or not isinstance(section.get("share"), bool):
-            raise fail(f"{rule}.share", "must be true or false")
-        if not section["share"]:
-            continue
-        fields = section.get("fields") or {}
-        known = leaves(event_type)
-        for name, action in fields.items():
-            field_rule = f"{rule}.fields.{name!r}"
-            if name not in known:
-                raise fail(field_rule, f"no such field in the {event_type} schema")
-            if action not in ACTIONS:
-                raise fail(field_rule, f"action {action!r} is not one of {', '.join(ACTIONS)}")
-            leaf = known[name]
-            if action == "pseudonymise" and not _is_string(leaf.avro_type):
-                raise fail(field_rule, "only text can be pseudonymised")
-            if action == "band" and not _is_decimal(leaf.avro_type):
-                raise fail(field_rule, "only masses (decimals) can be banded")
-            sites = SITE_COUNTRY.get(event_type, {})
-            if action == "country" and name not in sites:
-                raise fail(
-                    field_rule,
-                    "only a site whose country the event names can be reduced to it "
-                    f"({', '.join(f'{t}.{f}' for t, m in SITE_COUNTRY.items() for f in m)})",
-                )
-        rules = EventRules(event_type, dict(fields))
-        for leaf in known.values():
-            if leaf.confidential and rules.action(leaf.path) != "drop":
-                raise fail(
-                    f"{rule}.fields.{rules.named(leaf.path)!r}",
-                    f"would share {leaf.path}, which is confidential ({leaf.confidential}); "
-                    "confidential fields can only be dropped",
-                )
-        missing = [f for f in REQUIRED if rules.action(f) != "keep"]
-        if missing:
-            raise fail(f"{rule}.fields", f"must keep the envelope fields {', '.join(missing)}")
-        events[event_type] = rules
+    for event_type, section in document.events.items():
+        if section.share:
+            events[event_type] = _event_rules(event_type, section, where)
+        elif event_type not in EVENT_MODELS:
+            raise PolicyError(f"{where}: events.{event_type}: {_unknown_type()}")
     return SharingPolicy(
-        name=str(agreement.get("name", "")),
-        source=regions["source"],
-        target=regions["target"],
+        name=document.agreement.name,
+        source=document.agreement.source,
+        target=document.agreement.target,
         events=events,
-        secret=secret,
+        secret=None if secret is None else SecretBytes(secret),
     )
+
+
+def _unknown_type() -> str:
+    return f"no such event type (known: {', '.join(EVENT_MODELS)})"
+
+
+def _event_rules(event_type: str, section: EventSection, where: str) -> EventRules:
+    """The rules of one shared event type, checked against its schema."""
+    rule = f"events.{event_type}"
+
+    def fail(key: str, problem: str) -> PolicyError:
+        return PolicyError(f"{where}: {key}: {problem}")
+
+    if event_type not in EVENT_MODELS:
+        raise fail(rule, _unknown_type())
+    known = leaves(event_type)
+    sites = SITE_COUNTRY.get(event_type, {})
+    for name, action in section.fields.items():
+        field_rule = f"{rule}.fields.{name!r}"
+        if name not in known:
+            raise fail(field_rule, f"no such field in the {event_type} schema")
+        leaf = known[name]
+        if action == "pseudonymise" and not _is_string(leaf.avro_type):
+            raise fail(field_rule, "only text can be pseudonymised")
+        if action == "band" and not _is_decimal(leaf.avro_type):
+            raise fail(field_rule, "only masses (decimals) can be banded")
+        if action == "country" and name not in sites:
+            raise fail(
+                field_rule,
+                "only a site whose country the event names can be reduced to it "
+                f"({', '.join(f'{t}.{f}' for t, m in SITE_COUNTRY.items() for f in m)})",
+            )
+    rules = EventRules(event_type, dict(section.fields))
+    for leaf in known.values():
+        if leaf.confidential and rules.action(leaf.path) != "drop":
+            raise fail(
+                f"{rule}.fields.{rules.named(leaf.path)!r}",
+                f"would share {leaf.path}, which is confidential ({leaf.confidential}); "
+                "confidential fields can only be dropped",
+            )
+    missing = [f for f in REQUIRED if rules.action(f) != "keep"]
+    if missing:
+        raise fail(f"{rule}.fields", f"must keep the envelope fields {', '.join(missing)}")
+    return rules
 
 
 def shipped(direction: str) -> Path:

@@ -1,13 +1,21 @@
 """What the mirror decides, record by record, and what it keeps per source partition; no Kafka.
 
 **Which records cross.** A record of the source region's event topics is mirrored when its type
-is shared under the policy, it decodes and validates, it did not originate in the target region
-(its envelope's region, or the origin named by provenance headers of an earlier crossing), and
-its operator is certified under the *source* region's scheme at the time the event occurred
-(certification events tell who is, and are themselves shared when they state a source-region
-certification). An event whose operator has no known source-region certification at all
-*waits* up to a grace period for one to arrive (certification and first events may be
-published at the same moment); after that it is filtered as uncertified.
+is shared under the policy (``share = true``; any other type is filtered as ``not_shared``), it
+decodes and validates, it did not originate in the target region (its envelope's region, or the
+origin named by provenance headers of an earlier crossing), and its operator is certified under
+the *source* region's scheme at the time the event occurred. An event whose operator has no
+known source-region certification at all *waits* up to a grace period for one to arrive
+(certification and first events may be published at the same moment); after that it is
+filtered as uncertified.
+
+**Certifications: read always, shared only by policy.** The source's certification events are
+the gate's input whatever the policy says about sharing them: they are read in every session and
+fed to :class:`SourceCertifications` before any decision. Sharing them is a separate question,
+answered like any other type's: when the policy shares certifications, those under the source
+region's scheme cross (other schemes' are ``foreign_scheme``); when it does not, each is
+filtered as ``not_shared`` and the partner learns of a certification only through the
+``batteryloop-recognised`` header of the events it let through.
 
 **Order and position.** Records of one source partition go to the same partition of the target
 topic in source-offset order; a waiting record holds the records behind it in its partition.
@@ -91,6 +99,7 @@ class Reason(StrEnum):
     from_target_region = "from_target_region"  # it came from the target region: never back
     uncertified = "uncertified"  # its operator holds no source-region certification then
     foreign_scheme = "foreign_scheme"  # a certification under the target region's scheme
+    not_shared = "not_shared"  # its event type is not shared under the policy
 
 
 class Action(StrEnum):
@@ -162,7 +171,12 @@ def judge(
     waited: float,
     grace: float,
 ) -> Verdict:
-    """Decide one decoded, valid record of a shared type. ``waited``: seconds it has waited."""
+    """Decide one decoded, valid record. ``waited``: seconds it has waited.
+
+    A record of a type the policy does not share is filtered first: nothing else about it
+    matters, and a mirror verdict must always have a redaction to go with it."""
+    if not policy.shares(event_type):
+        return Verdict(Action.filter, Reason.not_shared)
     target = policy.target.value
     if record["region"] == target or (origin is not None and origin.region == target):
         return Verdict(Action.filter, Reason.from_target_region)

@@ -67,18 +67,21 @@ class Mirror(ChildProcess):
     def environment(self) -> dict[str, str]:
         return {"BATTERYLOOP_SHARING_SECRET": SECRET}
 
-    def metric(self, name: str) -> float | None:
-        """One sample of the agent's metrics (summed over labels), None if it does not answer."""
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the agent's metrics, summed over the series carrying ``labels`` (all
+        series when none are given); None if it does not answer or has no such series."""
         try:
             url = f"http://127.0.0.1:{self.metrics_port}/metrics"
             with urllib.request.urlopen(url, timeout=2) as r:
                 text = r.read().decode()
         except OSError:
             return None
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
         values = [
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith(name + "{") or line.startswith(name + " ")
+            if (line.startswith(name + "{") or line.startswith(name + " "))
+            and all(w in line for w in wanted)
         ]
         return sum(values) if values else None
 

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from connectors.kafka.consume import read_from_start
-from connectors.kafka.embedded import EmbeddedBroker, die_with_parent, free_port
+from connectors.kafka.embedded import EmbeddedBroker, free_port
+from connectors.lifetime import start_bound
 from schemas.serde import Serde
 from schemas.topics import EVENT_TOPICS
 from tests.scenarios import MAKER, MINER, RECYCLER, reference
@@ -41,7 +42,7 @@ def running_gateway(
 ) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path / f"gateway-{port}.log"
-    process = subprocess.Popen(
+    process = start_bound(
         [
             sys.executable,
             "-m",
@@ -58,7 +59,6 @@ def running_gateway(
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=die_with_parent,
     )
     try:
         deadline = time.monotonic() + 30

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import random
 import re
 import threading
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -247,6 +249,71 @@ def test_partner_outage_loses_nothing(
             mirror.stop()
     assert "unavailable" in mirror.log_path.read_text()
     assert_exactly_once(found, expected, EU)
+
+
+def test_certifications_not_shared_still_gate_the_events_across_a_restart(
+    regions: dict[Region, EmbeddedBroker], tmp_path: Path
+) -> None:
+    """A policy with certification ``share = false``: the agent used to crash on the first
+    certification it read, and again on every restart. Now certifications stay home, are
+    counted as not shared, and still let the certified operators' events through."""
+    eu, jp = regions[EU], regions[JP]
+    data = tomllib.loads(sharing.shipped("eu-to-jp").read_text())
+    data["events"]["certification"] = {"share": False}
+    policy_file = tmp_path / "no-certifications.toml"
+    policy_file.write_text(_toml(data))
+    first = workload(EU, loops=6, seed=5, first_id=5_000_000)
+    second = workload(EU, loops=6, seed=6, first_id=5_500_000)
+    mirror = Mirror(eu, jp, tmp_path, "--policy", str(policy_file))
+
+    def events_only(events: list[Event]) -> list[Event]:
+        return [e for e in eligible(events, EU) if e.event_type != "certification"]
+
+    try:
+        publish(eu, first)
+        mirror.start()
+        wait_landed(jp, EU, ids(events_only(first)), mirror=mirror)
+        mirror.stop()  # and again, from the checkpoints, with more to mirror
+        assert mirror.process is not None and mirror.process.returncode == 0, mirror.log_tail()
+        publish(eu, second)
+        mirror.start()
+        expected = events_only(first + second)
+        found = wait_landed(jp, EU, ids(expected), mirror=mirror)
+        assert mirror.alive, mirror.log_tail()
+        certifications = sum(1 for e in first + second if e.event_type == "certification")
+        deadline = time.monotonic() + 10
+        while (mirror.metric("batteryloop_mirror_filtered_total", reason="not_shared") or 0) < sum(
+            1 for e in second if e.event_type == "certification"
+        ):
+            assert time.monotonic() < deadline, mirror.log_tail()
+            time.sleep(0.3)
+    finally:
+        mirror.stop()
+    assert certifications > 0
+    assert "Traceback" not in mirror.log_path.read_text()
+    assert_exactly_once(found, expected, EU)
+    from confluent_kafka.admin import AdminClient
+
+    topics = AdminClient({"bootstrap.servers": jp.bootstrap}).list_topics(timeout=10).topics
+    assert "eu.batteryloop.events.certification" not in topics
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """A policy as TOML (string, boolean and table values are all a policy has)."""
+    lines: list[str] = []
+
+    def table(prefix: str, section: dict[str, Any]) -> None:
+        lines.append(f"[{prefix}]")
+        nested = {k: v for k, v in section.items() if isinstance(v, dict)}
+        for key, value in section.items():
+            if not isinstance(value, dict):
+                lines.append(f"{json.dumps(key)} = {json.dumps(value)}")
+        for key, value in nested.items():
+            table(f"{prefix}.{key}", value)
+
+    for name, section in data.items():
+        table(name, section)
+    return "\n".join(lines) + "\n"
 
 
 # --- no confidential byte reaches the target ----------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import traceback
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,161 @@ def test_redacted_events_are_valid_avro_under_the_shared_schema(
     buffer.seek(0)
     # The partner reads it with the shared schema alone.
     assert fastavro.schemaless_reader(buffer, parsed, None) == redacted
+
+
+def _input(n: int, confidential: bool) -> dict[str, Any]:
+    return {
+        "lot_id": f"LOT-{n}",
+        "mass_kg": Decimal("100.000"),
+        "supplier_id": "BPNL00000SUPPL01" if confidential else None,
+        "unit_price": {"amount": Decimal("9.5000"), "currency": "EUR"} if confidential else None,
+        "contract_volume_kg": Decimal("5000.000") if confidential else None,
+    }
+
+
+def test_redaction_tally_counts_confidential_values_apart(sample_event: Event) -> None:
+    """Known records: which values were confidential and removed, and what else was done."""
+    shipped = sharing.load(sharing.shipped("eu-to-jp"), SECRET)
+    refining = {
+        **ENVELOPE,
+        "batch_id": "B-1",
+        "inputs": [_input(1, True), _input(2, False), _input(3, True)],
+    }
+    tallied = shipped.redact_tallied("refining", refining)
+    assert tallied is not None
+    assert tallied[1] == sharing.RedactionTally(confidential_removed=6)  # 3 fields x 2 inputs
+    shipment = {**ENVELOPE, "consignee_id": "BPNL00000CONSG01", "invoice_value": None}
+    tallied = shipped.redact_tallied("shipment", shipment)
+    assert tallied is not None and tallied[1] == sharing.RedactionTally(confidential_removed=1)
+    extraction = decoded(sample_event)  # its offtake price is set
+    tallied = shipped.redact_tallied("extraction", extraction)
+    assert tallied is not None and tallied[1] == sharing.RedactionTally(confidential_removed=1)
+
+    rules = {**ENVELOPE, "operator_id": "pseudonymise", "mass_kg": "band", "site_id": "country"}
+    custom = policy(
+        {
+            "extraction": {"share": True, "fields": {**rules, "lot_id": "keep"}},
+            "refining": {"share": True, "fields": {**ENVELOPE, "batch_id": "keep"}},
+        }
+    )
+    tallied = custom.redact_tallied("extraction", extraction)
+    assert tallied is not None
+    present_unnamed = [
+        k
+        for k, v in extraction.items()
+        if k not in rules and k not in ("lot_id", "offtake_price") and v is not None
+    ]
+    assert tallied[1] == sharing.RedactionTally(
+        confidential_removed=1,
+        dropped=len(present_unnamed),
+        pseudonymised=1,
+        banded=1,
+        reduced_to_country=1,
+    )
+    # inputs not named: dropped whole, and the confidential values inside it are still counted
+    tallied = custom.redact_tallied("refining", refining)
+    assert tallied is not None
+    assert tallied[1] == sharing.RedactionTally(confidential_removed=6, dropped=1)
+    assert custom.redact_counted("refining", refining) == (tallied[0], 7)
+
+
+_SECRETS = st.binary(min_size=16, max_size=48).filter(lambda b: b"*" not in b)
+
+
+@settings(max_examples=50, deadline=None)
+@given(secret=_SECRETS)
+def test_the_secret_never_shows_in_a_repr_str_format_or_log_line(secret: bytes) -> None:
+    loaded = sharing.load(sharing.shipped("eu-to-jp"), secret)
+    shown = [
+        repr(loaded),
+        str(loaded),
+        f"{loaded}",
+        f"{loaded!r}",
+        format(loaded, ""),
+        "%s %r" % (loaded, loaded),  # noqa: UP031 - how logging formats its arguments
+        repr(loaded.secret),
+        loaded.model_dump_json(),
+        repr(loaded.model_dump()),
+    ]
+    forms = {secret.hex(), repr(secret), str(secret)}
+    if secret.isascii():
+        forms.add(secret.decode())
+    for text in shown:
+        for form in forms:
+            assert form not in text
+    assert "**********" in repr(loaded)
+    # and it still works
+    assert loaded.secret is not None and loaded.secret.get_secret_value() == secret
+
+
+@settings(max_examples=30, deadline=None)
+@given(secret=_SECRETS)
+def test_a_raised_errors_text_never_shows_the_secret(secret: bytes) -> None:
+    broken = {"agreement": {"source": "EU", "target": "JP"}, "events": {"mining": {"share": True}}}
+    with pytest.raises(PolicyError) as caught:
+        parse(broken, secret, "p.toml")
+    short = secret[:15]
+    with pytest.raises(PolicyError) as too_short:
+        parse({"agreement": {"source": "EU", "target": "JP"}}, short, "p.toml")
+    for exc, value in ((caught.value, secret), (too_short.value, short)):
+        text = "".join(traceback.format_exception(exc))
+        for form in {value.hex(), repr(value), value.decode("latin-1")}:
+            assert form not in text
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (  # unknown action
+            '[events.refining]\nshare = true\n[events.refining.fields]\nbatch_id = "hide"\n',
+            "bad.toml: events.refining.fields.'batch_id': action 'hide' is not one of keep, drop",
+        ),
+        (  # unknown field
+            '[events.refining]\nshare = true\n[events.refining.fields]\n"inputs[].colour" = '
+            '"keep"\n',
+            "bad.toml: events.refining.fields.'inputs[].colour': no such field in the refining "
+            "schema",
+        ),
+        (  # a confidential field kept, inside a kept array of records
+            '[events.refining]\nshare = true\n[events.refining.fields]\ninputs = "keep"\n',
+            "bad.toml: events.refining.fields.'inputs': would share inputs[].supplier_id, which "
+            "is confidential (supplier_identity); confidential fields can only be dropped",
+        ),
+        (  # wrong types
+            "[events.refining]\nshare = 1\n",
+            "bad.toml: events.refining.share: must be true or false",
+        ),
+        (
+            '[events.refining]\nshare = true\nfields = "keep"\n',
+            "bad.toml: events.refining.fields: must be a table",
+        ),
+        (
+            "[events.refining]\nshare = true\n[events.refining.fields]\nbatch_id = 3\n",
+            "bad.toml: events.refining.fields.'batch_id': must be a string",
+        ),
+        (
+            "[events]\nrefining = true\n",
+            "bad.toml: events.refining: must be a table",
+        ),
+        (  # unknown keys
+            "[events.refining]\nshare = true\nshared = true\n",
+            "bad.toml: events.refining.shared: unknown key",
+        ),
+        ("[partners]\nname = 'x'\n", "bad.toml: partners: unknown section"),
+    ],
+)
+def test_malformed_policy_files_name_file_key_and_reason(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[agreement]\nsource = "EU"\ntarget = "JP"\n' + toml)
+    with pytest.raises(PolicyError) as caught:
+        sharing.load(path, SECRET)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_policy_without_agreement_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "no-agreement.toml"
+    path.write_text("[events.refining]\nshare = false\n")
+    with pytest.raises(PolicyError, match=r"^no-agreement.toml: agreement: missing \(required\)"):
+        sharing.load(path, SECRET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
@@ -133,6 +134,51 @@ def test_certifications_cross_when_they_are_the_source_regions() -> None:
     assert judge(POLICY, certs, "certification", other, None, 0, 10).reason == (
         Reason.foreign_scheme
     )
+
+
+def _without_certification_sharing() -> sharing.SharingPolicy:
+    """The shipped EU -> JP policy, with ``share = false`` for certification."""
+    data = tomllib.loads(sharing.shipped("eu-to-jp").read_text())
+    data["events"]["certification"] = {"share": False}
+    return sharing.parse(data, b"a-shared-secret-of-the-agreement", "no-certs.toml")
+
+
+def test_an_unshared_certification_type_is_filtered_yet_still_certifies() -> None:
+    """With certification ``share = false`` a source certification used to get a mirror
+    verdict with no redaction to go with it (the agent asserted on it and crashed)."""
+    policy = _without_certification_sharing()
+    assert not policy.shares("certification")
+    certs = SourceCertifications(Region.EU)
+    cert = certification(MAKER, at(2030))
+    certs.add(cert)  # the gate reads it all the same
+    verdict = judge(policy, certs, "certification", cert, None, 0, 10)
+    assert (verdict.action, verdict.reason) == (Action.filter, Reason.not_shared)
+    event_verdict = judge(policy, certs, "manufacture", event(), None, 0, 10)
+    assert (event_verdict.action, event_verdict.recognised) == (Action.mirror, "EU:CX-2030")
+    assert policy.redact_counted("manufacture", {}) is not None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["extraction", "refining", "manufacture", "shipment", "certification"]),
+    st.sampled_from(["EU", "JP"]),
+    st.sampled_from(["certified", "revoked"]),
+)
+def test_every_mirror_verdict_has_a_redaction(event_type: str, region: str, action: str) -> None:
+    """Whatever the policy shares, a record judged ``mirror`` can be redacted under it."""
+    policies = [POLICY, _without_certification_sharing()]
+    certs = SourceCertifications(Region.EU)
+    certs.add(certification(MAKER, at(2030)))
+    if event_type == "certification":
+        record = certification(MAKER, at(2031), action=action, scheme_region=region)
+    else:
+        record = event(region=region)
+    for policy in policies:
+        verdict = judge(policy, certs, event_type, record, None, 0, 10)
+        if verdict.action is Action.mirror:
+            assert policy.shares(event_type)
+        elif not policy.shares(event_type):
+            assert verdict.reason is Reason.not_shared
 
 
 class _Message:
