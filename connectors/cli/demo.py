@@ -68,10 +68,11 @@ class Watcher:
             for m in batch:
                 if m.error() is not None:
                     continue
-                if m.topic() == DEAD_LETTER_TOPIC.name:
+                topic, key, value = m.topic(), m.key(), m.value()
+                if topic == DEAD_LETTER_TOPIC.name:
                     self.outputs.dead_letters += 1
-                elif m.key() is not None and m.value() is not None:
-                    self.outputs.documents[self.names[m.topic()]][m.key()] = json.loads(m.value())
+                elif topic is not None and key is not None and value is not None:
+                    self.outputs.documents[self.names[topic]][key] = json.loads(value)
 
     def close(self) -> None:
         self.consumer.close()
@@ -118,7 +119,7 @@ def run_demo(
             for region, broker in brokers.items():
                 worker = WorkerProcess(region, broker.bootstrap, Path(scratch) / region.value)
                 workers.append(worker.start())
-                step(f"{region.value}: stream processors started (pid {worker.process.pid})")
+                step(f"{region.value}: stream processors started (pid {worker.pid})")
             secret = secrets.token_bytes(32)
             for source, target in ((Region.EU, Region.JP), (Region.JP, Region.EU)):
                 direction = f"{source.value.lower()}-to-{target.value.lower()}"

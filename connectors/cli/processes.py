@@ -43,6 +43,12 @@ class ChildProcess:
         return self
 
     @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("not started")
+        return self.process.pid
+
+    @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -174,7 +174,7 @@ def _nest(row: dict[str, str]) -> dict[str, Any]:
         node: Any = root
         for step, following in zip(steps, steps[1:], strict=False):
             key: Any = int(step) if step.isdigit() else step
-            child = {} if not following.isdigit() else []
+            child: dict[str, Any] | list[Any] = {} if not following.isdigit() else []
             if isinstance(node, list):
                 while len(node) <= key:
                     node.append(None)
@@ -188,7 +188,8 @@ def _nest(row: dict[str, str]) -> dict[str, Any]:
             while len(node) <= last:
                 node.append(None)
         node[last] = cell
-    return _compact(root)
+    nested: dict[str, Any] = _compact(root)
+    return nested
 
 
 def _empties(model: Any, data: dict[str, Any]) -> None:

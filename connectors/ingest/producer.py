@@ -111,7 +111,7 @@ class EventProducer:
                 self.delivered += 1
             else:
                 self.failed += 1
-                self._on_failure(FailedDelivery(context, message.topic(), error.str()))
+                self._on_failure(FailedDelivery(context, message.topic() or "?", error.str()))
 
         return on_delivery
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -487,7 +487,7 @@ class Published:
 
 
 def publish(
-    sim: Simulation, configs: dict[Region, dict[str, str]], err: TextIO | None = None
+    sim: Simulation, configs: Mapping[Region, Mapping[str, str]], err: TextIO | None = None
 ) -> Published:
     """Publish every event to its own region's cluster, and the bad records as they are.
     Returns once the clusters acknowledged everything (a failure raises DeliveryError)."""

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import ConfigResource, NewTopic
+
+# confluent-kafka's admin package re-exports these without marking them as exported
+from confluent_kafka.admin import ConfigResource, NewTopic  # type: ignore[attr-defined]
 
 from connectors.kafka import clients
 from schemas.topics import ALL_TOPICS, TopicSpec

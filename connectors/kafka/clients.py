@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._metadata import ClusterMetadata
+
+# confluent-kafka's admin package re-exports it without marking it as exported
+from confluent_kafka.admin import ClusterMetadata  # type: ignore[attr-defined]  # isort: skip
 
 from connectors.settings import is_secret_property
 
@@ -230,3 +232,27 @@ def check_reachable(config: Mapping[str, Any], timeout: float) -> ClusterMetadat
         raise ClusterUnreachable(
             str(config.get("bootstrap.servers", "?")), timeout, _scrub(reason, config)
         ) from None
+
+
+# --- reading records ------------------------------------------------------------------------
+# confluent-kafka types a message's topic, partition, offset, key, value and headers as
+# optional, because the same class carries error events. A record that was consumed or
+# delivered always has its place; these give it typed, and fail loudly on an error event.
+
+
+def place(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed or delivered record."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError(f"not a record: {message.error()}")
+    return topic, partition, offset
+
+
+def headers(message: Message) -> list[tuple[str, bytes]]:
+    """A record's headers as (name, bytes) pairs; a header without a value reads as b''."""
+    found = message.headers() or []
+    pairs = found.items() if isinstance(found, dict) else found
+    return [
+        (name, value.encode() if isinstance(value, str) else (value or b""))
+        for name, value in pairs
+    ]

@@ -92,8 +92,11 @@ def latest_by_key(
                 quiet_since = time.monotonic()
             for message in batch:
                 key = message.key()
-                usable = message.error() is None and key is not None
-                if usable and (wanted is None or key in wanted):
+                if (
+                    message.error() is None
+                    and key is not None
+                    and (wanted is None or key in wanted)
+                ):
                     latest[key] = message.value()
         return latest
     finally:

@@ -270,9 +270,9 @@ class MirrorAgent:
             if self.policy.shares(lane.event_type)  # nothing of another type is on the target
         ]
         for record in read_to_end(o.target, reads, o.recovery_timeout):
-            place = (record.topic(), record.partition())
-            self._target_end[place] = record.offset() + 1
-            origin = Provenance.read(record.headers())
+            topic, partition, offset = clients.place(record)
+            self._target_end[topic, partition] = offset + 1
+            origin = Provenance.read(clients.headers(record))
             lane = None if origin is None else lanes.get((origin.topic, origin.partition))
             if origin is not None and lane is not None and origin.offset >= lane.start:
                 lane.landed.add(origin.offset)
@@ -305,11 +305,11 @@ class MirrorAgent:
         if error is not None:
             self._failure = f"{message.topic()}[{message.partition()}]: {error.str()}"
             return
-        place = (message.topic(), message.partition())
-        end = message.offset() + 1
-        if end > self._target_end.get(place, 0):
-            self._target_end[place] = end
-        if place[0] != MIRROR_CHECKPOINT_TOPIC.name:
+        topic, partition, offset = clients.place(message)
+        end = offset + 1
+        if end > self._target_end.get((topic, partition), 0):
+            self._target_end[topic, partition] = end
+        if topic != MIRROR_CHECKPOINT_TOPIC.name:
             self._observe_latency(max(0.0, time.time() - message.timestamp()[1] / 1000))
 
     def client_error(self, error: KafkaError) -> None:
@@ -435,8 +435,8 @@ class Session:
             if message.error() is not None:
                 self._consumer_event(message)
                 continue
-            lane = lanes[(message.topic(), message.partition())]
-            offset = message.offset()
+            topic, partition, offset = clients.place(message)
+            lane = lanes[topic, partition]
             lane.consumed = offset + 1
             if offset < lane.start:
                 continue  # a certification read again for the state; decided long ago
@@ -460,10 +460,10 @@ class Session:
 
     def _consumer_event(self, message: Message) -> None:
         error = message.error()
-        if error.code() != KafkaError._PARTITION_EOF:
+        if error is not None and error.code() != KafkaError._PARTITION_EOF:
             log.warning("%s: source: %s", self.agent.direction, error.str())
             return
-        key = (message.topic(), message.partition())
+        key = (message.topic() or "", message.partition() or 0)
         if key in self.cert_pending:
             self.cert_pending.discard(key)
             if not self.cert_pending:  # certifications read through: let the events come
@@ -471,7 +471,7 @@ class Session:
 
     def _decide(self, lane: Lane, message: Message, waited: float) -> bool:
         """Mirror or filter one record; False when it has to wait for a certification."""
-        offset = message.offset()
+        offset = clients.place(message)[2]
         if offset in lane.landed:
             lane.landed.discard(offset)
             lane.next_offset = offset + 1
@@ -485,7 +485,7 @@ class Session:
             if event_type != lane.event_type:
                 raise DecodeError(f"a {event_type} event in the {lane.event_type} topic")
             EVENT_MODELS[event_type].model_validate(record)
-            origin = Provenance.read(message.headers())
+            origin = Provenance.read(clients.headers(message))
         except (DecodeError, ValidationError, ValueError) as exc:
             self._filter(lane, offset, Reason.invalid, exc)
             return True

@@ -255,10 +255,14 @@ class Processors:
             table_standby_replicas=0,
             autodiscover=False,
         )
-        raw = {"key_type": bytes, "value_type": bytes}
-        self.event_topics = app.topic(*(s.name for s in EVENT_TOPICS.values()), **raw)
+        self.event_topics = app.topic(
+            *(s.name for s in EVENT_TOPICS.values()), key_type=bytes, value_type=bytes
+        )
         self.entity_topic = app.topic(
-            ENTITY_MESSAGES_TOPIC.name, partitions=ENTITY_MESSAGES_TOPIC.partitions, **raw
+            ENTITY_MESSAGES_TOPIC.name,
+            partitions=ENTITY_MESSAGES_TOPIC.partitions,
+            key_type=bytes,
+            value_type=bytes,
         )
         self.tables = {
             kind: app.Table(
@@ -295,9 +299,9 @@ class Processors:
         # An agent that crashes stops the worker: restarting just the agent would carry on
         # after the failed batch, whose offsets then get committed with later ones. A restarted
         # worker instead resumes from the last committed offset and redoes the batch.
-        crash = {"supervisor_strategy": CrashingSupervisor}
-        app.agent(self.event_topics, name="route", **crash)(self._route)
-        app.agent(self.entity_topic, name="entities", **crash)(self._entities)
+        crash = CrashingSupervisor
+        app.agent(self.event_topics, name="route", supervisor_strategy=crash)(self._route)
+        app.agent(self.entity_topic, name="entities", supervisor_strategy=crash)(self._entities)
         app.timer(options.tick_seconds)(self._tick)
         self._add_views()
 
@@ -305,11 +309,12 @@ class Processors:
         watch = AssignmentWatch(timeout)
 
         @self.app.on_partitions_assigned.connect
-        async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-            watch.assigned(len(assigned))
+        async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            # faust calls receivers as (sender, assigned partitions, signal=...)
+            watch.assigned(len(args[0]) if args else 0)
 
         @self.app.on_partitions_revoked.connect
-        async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             watch.assigned(0)  # a rebalance began: waiting again until it ends
 
         return watch
