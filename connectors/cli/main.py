@@ -349,7 +349,7 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
         serde,
         delivery_timeout=args.delivery_timeout,
         dedup_capacity=args.dedup_capacity,
-        grace=args.grace,
+        grace=args.grace_seconds,
     )
     context = tls_context(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
     scheme = "https" if context else "http"
@@ -747,8 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Bodies: application/json (an event or an array) or JSON Lines "
             "(application/x-ndjson, application/jsonl), 415 otherwise; batches are answered per "
             "item. Idempotent by event_id: a repeated event is answered 202 from memory "
-            "(--dedup-capacity ids) and not published again. SIGTERM stops it within --grace. "
-            "GET /openapi.json describes the API."
+            "(--dedup-capacity ids) and not published again. SIGTERM stops it within "
+            "--grace-seconds. GET /openapi.json describes the API."
         ),
     )
     _add_cluster_options(gateway)
@@ -778,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 100000)",
     )
     gateway.add_argument(
-        "--grace",
+        "--grace-seconds",
         type=float,
         default=10.0,
         metavar="SECONDS",

@@ -428,11 +428,9 @@ def test_sigterm_stops_the_gateway_within_the_grace_period(tmp_path: Path) -> No
     ore = fresh(next(e for e in reference() if e.event_type == "extraction"))
     data = json.dumps(as_json(ore)).encode()
     grace = 3.0
+    options = ("--delivery-timeout", "60", "--grace-seconds", str(grace))
     with (
-        _unreachable_gateway(tmp_path, "--delivery-timeout", "60", "--grace", str(grace)) as (
-            url,
-            process,
-        ),
+        _unreachable_gateway(tmp_path, *options) as (url, process),
         ThreadPoolExecutor(1) as pool,
     ):
         waiting = pool.submit(send, url + "/events", data, "application/json", MINER_TOKEN)
