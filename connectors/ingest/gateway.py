@@ -1,32 +1,46 @@
 """The HTTP ingestion gateway: factory systems and recyclers POST events as JSON.
 
-* ``POST /events`` one event, ``POST /events/batch`` a JSON array of events.
-* Every operator authenticates with a bearer token from the tokens file (TOML: a table
-  ``[tokens]`` of ``"<token>" = "<operator id>"``), or, with TLS and a client CA configured,
-  with a client certificate whose subject common name is its operator id. No or unknown
-  credentials: **401**. An event whose ``operator_id`` is not the caller's own: **403**.
+* ``POST /events`` takes one event (``application/json`` object), or a batch like
+  ``POST /events/batch``: a JSON array (``application/json``) or JSON Lines
+  (``application/x-ndjson``, ``application/jsonl``). Any other content type: **415**.
+* Every operator authenticates with a bearer token from the tokens file (see
+  :mod:`connectors.ingest.credentials`), or, with TLS and a client CA configured, with a client
+  certificate whose subject common name is its operator id. No or unknown credentials: **401**.
+  An event whose ``operator_id`` is not the caller's own: **403**.
 * An event that does not validate, or belongs to another region than this gateway's cluster:
-  **422** with the validation errors (for a batch, by index; nothing of it is published).
-* **202** only after the cluster acknowledged every event (acks=all, idempotent producer); a
-  failed delivery is **503** and says so.
+  **422** with the validation errors.
+* **202** only after the cluster acknowledged the event (acks=all, idempotent producer). No
+  acknowledgement within the delivery timeout: **503** with ``Retry-After``; librdkafka's
+  ``message.timeout.ms`` is that same timeout, so a record is never delivered after its 503.
+* Idempotent by ``event_id``: an id seen before (a bounded memory) answers 202 with the
+  original result and publishes nothing; a duplicate arriving while the first is in flight
+  waits for its result; the same id with other content is **409**.
+* Batches are per item: every item is answered (index, JSON Lines line, event id, status,
+  reason, duplicate or not) and the valid ones are published whatever the others are.
+* SIGTERM or SIGINT: the gateway stops accepting connections, waits up to the grace period for
+  deliveries in flight, answers what is still waiting with 503, and exits.
 * ``GET /openapi.json`` describes all of this; ``GET /health`` answers 200.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import hashlib
 import json
+import math
 import ssl
-import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import ValidationError
 
+from connectors.ingest.credentials import TokensFile
 from connectors.ingest.producer import DEFAULTS, ENFORCED
+from connectors.ingest.recent import RecentEvents
 from connectors.kafka import clients
 from schemas.events import ANY_EVENT, EVENT_MODELS, Event
 from schemas.serde import Serde
@@ -34,56 +48,154 @@ from schemas.topics import EVENT_TOPICS
 from schemas.values import Region
 
 MAX_BATCH = 10_000
+JSON = "application/json"
+JSON_LINES = ("application/x-ndjson", "application/jsonl")
+ACCEPTED_TYPES = (JSON, *JSON_LINES)
+#: librdkafka names of the delivery timeout; the gateway sets it from its own option.
+TIMEOUT_PROPERTIES = ("message.timeout.ms", "delivery.timeout.ms")
 
 
-class TokenError(ValueError):
-    pass
+def build_producer(kafka: Mapping[str, str], delivery_timeout: float) -> Producer:
+    """The gateway's producer: acks=all, idempotent, and giving up on a record exactly when
+    the gateway answers 503 for it, so that no record is delivered behind a client's back."""
+    overridden = {k: v for k, v in kafka.items() if k in TIMEOUT_PROPERTIES}
+    if overridden:
+        raise ValueError(f"the gateway sets {overridden} from --delivery-timeout; drop -X for it")
+    timeout_ms = str(max(1, round(delivery_timeout * 1000)))
+    return clients.producer(
+        {**DEFAULTS, "linger.ms": "5", **kafka, "message.timeout.ms": timeout_ms, **ENFORCED}
+    )
 
 
-def load_tokens(path: Path) -> dict[str, str]:
-    """Bearer token -> operator id, from a TOML file with a ``[tokens]`` table."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TokenError(f"{path}: cannot read the tokens file: {exc}") from exc
-    tokens = data.get("tokens")
-    if not isinstance(tokens, dict) or not tokens:
-        raise TokenError(f'{path}: expected a [tokens] table of "<token>" = "<operator id>"')
-    for token, operator in tokens.items():
-        if len(token) < 16 or not isinstance(operator, str):
-            raise TokenError(f"{path}: token for {operator!r}: tokens must be 16+ characters")
-    return dict(tokens)
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    reason: str
+
+
+@dataclass
+class ItemResult:
+    """The answer for one event of a request."""
+
+    index: int
+    status: int
+    line: int | None = None  # 1-based line of a JSON Lines body
+    event_id: str | None = None
+    duplicate: bool = False
+    reason: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    delivered: Delivered | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index}
+        if self.line is not None:
+            body["line"] = self.line
+        body |= {"event_id": self.event_id, "status": self.status, "duplicate": self.duplicate}
+        if self.delivered is not None:
+            body |= {
+                "topic": self.delivered.topic,
+                "partition": self.delivered.partition,
+                "offset": self.delivered.offset,
+            }
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass
+class RawItem:
+    """One item of a request body before validation: parsed JSON, or why it is not JSON."""
+
+    index: int
+    value: Any = None
+    line: int | None = None
+    not_json: str | None = None
+
+
+@dataclass
+class Refusal(Exception):
+    status: int
+    reason: str
+    errors: list[dict[str, Any]] | None = field(default=None)
+
+
+def parse_json_lines(body: bytes) -> list[RawItem]:
+    """Items of a JSON Lines body; blank lines are skipped, a line that is not JSON becomes an
+    item that says why (by line), and the others are still parsed."""
+    items: list[RawItem] = []
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        item = RawItem(index=len(items), line=number)
+        try:
+            item.value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            item.not_json = f"line {number} is not UTF-8: {exc.reason} at byte {exc.start}"
+        except json.JSONDecodeError as exc:
+            item.not_json = f"line {number} is not JSON: {exc.msg} at column {exc.colno}"
+        items.append(item)
+    return items
 
 
 class Gateway:
     def __init__(
-        self, region: Region, kafka: dict[str, str], tokens: dict[str, str], serde: Serde
+        self,
+        region: Region,
+        kafka: Mapping[str, str],
+        tokens: TokensFile | None,
+        serde: Serde,
+        delivery_timeout: float = 10.0,
+        dedup_capacity: int = 100_000,
+        grace: float = 10.0,
     ) -> None:
+        if delivery_timeout <= 0 or grace < 0:
+            raise ValueError("the delivery timeout must be positive and the grace period >= 0")
         self.region = region
         self.tokens = tokens
         self.serde = serde
-        self.producer = clients.producer({**DEFAULTS, "linger.ms": "5", **kafka, **ENFORCED})
+        self.delivery_timeout = delivery_timeout
+        self.grace = grace
+        self.recent: RecentEvents[Delivered | Undelivered] = RecentEvents(dedup_capacity)
+        self.producer = build_producer(kafka, delivery_timeout)
         self._poller: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     # --- the app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_invalid_as_422])
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._refusals])
         app.router.add_post("/events", self.post_event)
         app.router.add_post("/events/batch", self.post_batch)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/health", self.health)
         app.on_startup.append(self._start)
+        app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._stop)
         return app
 
     async def _start(self, app: web.Application) -> None:
         self._poller = asyncio.create_task(self._poll())
 
+    async def _shutdown(self, app: web.Application) -> None:
+        # Runs once the listening socket is closed; requests waiting for a delivery now wait
+        # at most until the end of the grace period (see _settle).
+        self._stopping.set()
+
     async def _stop(self, app: web.Application) -> None:
         if self._poller is not None:
             self._poller.cancel()
-        await asyncio.to_thread(self.producer.flush, 10)
+        # Whatever is still queued was answered 503 (or its client is gone): drop it rather
+        # than deliver it after the answer.
+        self.producer.purge()
+        self.producer.flush(0)
 
     async def _poll(self) -> None:  # serves delivery reports, which resolve the futures
         while True:
@@ -97,10 +209,10 @@ class Gateway:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             given = header[len("Bearer ") :].strip()
-            for token, operator in self.tokens.items():
-                if hmac.compare_digest(token.encode(), given.encode()):
-                    return operator
-            raise _error(web.HTTPUnauthorized, "unknown bearer token")
+            operator = self.tokens.operator_for(given) if self.tokens else None
+            if operator is None:
+                raise _error(web.HTTPUnauthorized, "unknown bearer token")
+            return operator
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         if peer:
             for rdn in peer.get("subject", ()):
@@ -116,85 +228,155 @@ class Gateway:
 
     async def post_event(self, request: web.Request) -> web.Response:
         operator = self.caller(request)
-        body = await _json(request)
-        event = self._validate(body, operator, where=None)
-        await self._publish([event])
-        return web.json_response({"accepted": 1, "event_ids": [str(event.event_id)]}, status=202)
+        body = await _body(request)
+        if isinstance(body, list):
+            return await self._answer_batch(body, operator)
+        return await self._answer_one(body, operator)
 
     async def post_batch(self, request: web.Request) -> web.Response:
         operator = self.caller(request)
-        body = await _json(request)
-        if not isinstance(body, list) or not body:
-            raise _error(web.HTTPUnprocessableEntity, "expected a non-empty JSON array of events")
-        if len(body) > MAX_BATCH:
-            raise _error(web.HTTPRequestEntityTooLarge, f"at most {MAX_BATCH} events per batch")
-        errors: list[dict[str, Any]] = []
-        events: list[Event] = []
-        for i, item in enumerate(body):
-            try:
-                events.append(self._validate(item, operator, where=i))
-            except _Invalid as exc:
-                errors.extend(exc.errors)
-        if errors:
-            raise _error(web.HTTPUnprocessableEntity, "invalid events; none published", errors)
-        await self._publish(events)
-        return web.json_response(
-            {"accepted": len(events), "event_ids": [str(e.event_id) for e in events]},
-            status=202,
-        )
+        body = await _body(request)
+        if not isinstance(body, list):
+            raise Refusal(422, "expected a JSON array of events or JSON Lines")
+        return await self._answer_batch(body, operator)
 
-    def _validate(self, body: Any, operator: str, where: int | None) -> Event:
-        at: list[Any] = [] if where is None else [where]
+    async def _answer_one(self, value: Any, operator: str) -> web.Response:
+        result = await self._handle(RawItem(index=0, value=value), operator, at=[])
+        if result.status != 202:
+            raise Refusal(result.status, result.reason or "refused", result.errors)
+        body = {"accepted": 1, "event_ids": [result.event_id], **result.as_json()}
+        for key in ("index", "event_id", "status"):
+            del body[key]
+        return web.json_response(body, status=202)
+
+    async def _answer_batch(self, items: list[RawItem], operator: str) -> web.Response:
+        if not items:
+            raise Refusal(422, "expected at least one event")
+        if len(items) > MAX_BATCH:
+            raise Refusal(413, f"at most {MAX_BATCH} events per request, not {len(items)}")
+        results = await asyncio.gather(
+            *(self._handle(item, operator, at=[item.index]) for item in items)
+        )
+        statuses = {r.status for r in results}
+        status = 503 if 503 in statuses else statuses.pop() if len(statuses) == 1 else 207
+        accepted = [r for r in results if r.status == 202]
+        body = {
+            "accepted": len(accepted),
+            "duplicates": sum(r.duplicate for r in accepted),
+            "refused": sum(r.status in (403, 409, 422) for r in results),
+            "unacknowledged": sum(r.status == 503 for r in results),
+            "event_ids": [r.event_id for r in accepted],
+            "items": [r.as_json() for r in results],
+        }
+        headers = {"Retry-After": self.retry_after()} if status == 503 else {}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _handle(self, item: RawItem, operator: str, at: list[Any]) -> ItemResult:
+        result = ItemResult(index=item.index, status=422, line=item.line)
+        if item.not_json is not None:
+            result.reason = item.not_json
+            result.errors = [{"loc": at, "msg": item.not_json, "type": "json_invalid"}]
+            return result
+        try:
+            event = self._validate(item.value, operator, at)
+        except Refusal as refusal:
+            result.status, result.reason = refusal.status, refusal.reason
+            result.errors = refusal.errors
+            return result
+        result.event_id = str(event.event_id)
+        digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+        entry, first = self.recent.claim(event.event_id, digest)
+        if entry.digest != digest:
+            result.status = 409
+            result.reason = "this event_id was already used for an event with other content"
+            return result
+        if first:
+            outcome = await self._publish(event, entry.outcome)
+            if isinstance(outcome, Undelivered):
+                self.recent.forget(event.event_id)  # the client's retry publishes again
+        else:
+            outcome = await self._settle(entry.outcome)
+            result.duplicate = isinstance(outcome, Delivered)
+        if isinstance(outcome, Undelivered):
+            result.status, result.reason = 503, outcome.reason
+        else:
+            result.status, result.delivered = 202, outcome
+        return result
+
+    def _validate(self, body: Any, operator: str, at: list[Any]) -> Event:
+        where = "event" + "".join(f" {p}" for p in at)
         try:
             event: Event = ANY_EVENT.validate_python(body)
         except ValidationError as exc:
-            raise _Invalid(
-                [
-                    {"loc": [*at, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-                    for err in exc.errors(include_url=False, include_input=False)
-                ]
-            ) from None
+            errors = [
+                {"loc": [*at, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            raise Refusal(422, f"{where} is invalid", errors) from None
         if event.operator_id != operator:
-            raise _error(
-                web.HTTPForbidden,
-                f"event{'' if where is None else f' {where}'} has operator_id "
-                f"{event.operator_id!r}; you may publish only your own ({operator!r})",
+            raise Refusal(
+                403,
+                f"{where} has operator_id {event.operator_id!r}; you may publish only your own "
+                f"({operator!r})",
             )
         if event.region != self.region:
-            raise _Invalid(
-                [
-                    {
-                        "loc": [*at, "region"],
-                        "msg": f"this gateway publishes to the {self.region.value} cluster",
-                        "type": "wrong_region",
-                    }
-                ]
+            message = f"this gateway publishes to the {self.region.value} cluster"
+            raise Refusal(
+                422,
+                f"{where}: {message}",
+                [{"loc": [*at, "region"], "msg": message, "type": "wrong_region"}],
             )
         return event
 
-    async def _publish(self, events: list[Event]) -> None:
+    async def _publish(
+        self, event: Event, outcome: asyncio.Future[Delivered | Undelivered]
+    ) -> Delivered | Undelivered:
         loop = asyncio.get_running_loop()
-        futures = []
-        for event in events:
-            future: asyncio.Future[None] = loop.create_future()
-            topic = EVENT_TOPICS[event.event_type].name
-            # a full local queue blocks here while delivery reports (served in this thread,
-            # so the futures resolve on the loop) make room
-            clients.produce(
-                self.producer,
-                topic,
-                self.serde.encode(event, topic),
-                event.key().encode(),
-                on_delivery=_resolver(loop, future),
+        deadline = loop.time() + self.delivery_timeout
+        topic = EVENT_TOPICS[event.event_type].name
+        value, key = self.serde.encode(event, topic), event.key().encode()
+        while not outcome.done():
+            try:
+                if clients.try_produce(
+                    self.producer, topic, value, key, on_delivery=_resolver(outcome)
+                ):
+                    break
+            except KafkaException as exc:
+                outcome.set_result(Undelivered(f"the producer refused it: {exc.args[0].str()}"))
+                break
+            # the local queue is full: the poller makes room, unless time is up
+            if loop.time() > deadline or self._stopping.is_set():
+                outcome.set_result(Undelivered("the producer queue stayed full"))
+            await asyncio.sleep(0.01)
+        return await self._settle(outcome)
+
+    async def _settle(
+        self, outcome: asyncio.Future[Delivered | Undelivered]
+    ) -> Delivered | Undelivered:
+        """The delivery report, which librdkafka gives within the delivery timeout (plus its
+        once-a-second timeout scan); a shutdown cuts the wait short at the grace period's end.
+        Shielded: a client hanging up must not cancel the outcome other requests wait for."""
+        waiting: asyncio.Future[Any] = asyncio.shield(outcome)
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._grace_over())
+        try:
+            await asyncio.wait(
+                [waiting, stopping],
+                timeout=self.delivery_timeout + 5,  # a backstop only; the report comes first
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            futures.append(future)
-        failures = [r for r in await asyncio.gather(*futures, return_exceptions=True) if r]
-        if failures:
-            raise _error(
-                web.HTTPServiceUnavailable,
-                f"the cluster did not acknowledge {len(failures)} of {len(events)} events "
-                f"({failures[0]}); retry them (event ids make retries safe)",
-            )
+        finally:
+            stopping.cancel()
+        if outcome.done():
+            return outcome.result()
+        waiting.cancel()
+        if self._stopping.is_set():
+            return Undelivered("the gateway is stopping and the cluster has not acknowledged")
+        return Undelivered(f"no acknowledgement within {self.delivery_timeout:g} s")
+
+    async def _grace_over(self) -> None:
+        await self._stopping.wait()
+        # Leave a moment to write the 503 before the server closes connections at the end.
+        await asyncio.sleep(max(0.0, self.grace - 0.5))
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(self.region))
@@ -202,44 +384,84 @@ class Gateway:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "region": self.region.value})
 
+    def retry_after(self) -> str:
+        """Seconds a client should wait after a 503: one delivery timeout."""
+        return str(math.ceil(self.delivery_timeout))
 
-class _Invalid(Exception):
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
+    @web.middleware
+    async def _refusals(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Middleware: a :class:`Refusal` raised anywhere becomes its JSON error answer."""
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except Refusal as refusal:
+            extra: dict[str, Any] = {}
+            headers: dict[str, str] = {}
+            if refusal.status == 415:
+                extra["accepted_types"] = list(ACCEPTED_TYPES)
+                headers["Accept-Post"] = ", ".join(ACCEPTED_TYPES)
+            if refusal.status == 503:
+                headers["Retry-After"] = self.retry_after()
+            raise _error(
+                _KINDS[refusal.status], refusal.reason, refusal.errors, headers, **extra
+            ) from None
 
 
-def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Any:
+def _resolver(outcome: asyncio.Future[Delivered | Undelivered]) -> Any:
+    # Called by producer.poll() in the poller task, so on the event loop's thread.
     def on_delivery(error: KafkaError | None, message: Message) -> None:
-        if not future.done():
-            future.set_result(None if error is None else error.str())  # type: ignore[arg-type]
+        if outcome.done():
+            return
+        if error is None:
+            outcome.set_result(
+                Delivered(message.topic() or "", message.partition() or 0, message.offset() or 0)
+            )
+        else:
+            outcome.set_result(Undelivered(f"the cluster did not acknowledge: {error.str()}"))
 
     return on_delivery
 
 
 def _error(
-    kind: type[web.HTTPException], message: str, errors: list[dict[str, Any]] | None = None
+    kind: type[web.HTTPException],
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> web.HTTPException:
-    body: dict[str, Any] = {"error": message}
+    body: dict[str, Any] = {"error": message, **extra}
     if errors is not None:
         body["errors"] = errors
-    return kind(text=json.dumps(body), content_type="application/json")
+    return kind(text=json.dumps(body), content_type=JSON, headers=headers)
 
 
-async def _json(request: web.Request) -> Any:
+async def _body(request: web.Request) -> Any | list[RawItem]:
+    """A JSON object (one event) or the items of a batch; 415 for another content type."""
+    if request.content_type in JSON_LINES:
+        return parse_json_lines(await request.read())
+    if request.content_type != JSON:
+        raise Refusal(
+            415,
+            f"unsupported content type {request.content_type!r}: send one of "
+            + ", ".join(ACCEPTED_TYPES),
+        )
     try:
-        return await request.json()
+        body = json.loads(await request.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(web.HTTPBadRequest, f"body is not JSON: {exc}") from None
+        raise Refusal(400, f"body is not JSON: {exc}") from None
+    if isinstance(body, list):
+        return [RawItem(index=i, value=v) for i, v in enumerate(body)]
+    return body
 
 
-@web.middleware
-async def _invalid_as_422(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)  # type: ignore[no-any-return]
-    except _Invalid as exc:
-        raise _error(
-            web.HTTPUnprocessableEntity, "invalid event; not published", exc.errors
-        ) from None
+_KINDS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    403: web.HTTPForbidden,
+    409: web.HTTPConflict,
+    413: web.HTTPRequestEntityTooLarge,
+    415: web.HTTPUnsupportedMediaType,
+    422: web.HTTPUnprocessableEntity,
+    503: web.HTTPServiceUnavailable,
+}
 
 
 def openapi_document(region: Region) -> dict[str, Any]:
@@ -249,55 +471,117 @@ def openapi_document(region: Region) -> dict[str, Any]:
     schemas = ANY_EVENT.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
     error = {
         "type": "object",
-        "properties": {"error": {"type": "string"}, "errors": {"type": "array"}},
+        "properties": {
+            "error": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    receipt = {
+        "event_id": {"type": "string", "format": "uuid"},
+        "duplicate": {"type": "boolean", "description": "published before; nothing new"},
+        "topic": {"type": "string"},
+        "partition": {"type": "integer"},
+        "offset": {"type": "integer"},
     }
     accepted = {
         "type": "object",
-        "properties": {"accepted": {"type": "integer"}, "event_ids": {"type": "array"}},
+        "properties": {
+            "accepted": {"type": "integer"},
+            "event_ids": {"type": "array", "items": {"type": "string"}},
+            **{k: v for k, v in receipt.items() if k != "event_id"},
+        },
     }
-
-    def responses(batch: bool) -> dict[str, Any]:
-        return {
-            "202": {
-                "description": "published: the cluster acknowledged every event",
-                "content": {"application/json": {"schema": accepted}},
-            },
-            "401": {"description": "no or unknown credentials", "content": _json_of(error)},
-            "403": {"description": "an event of another operator", "content": _json_of(error)},
-            "422": {
-                "description": "invalid event(s) or another region's"
-                + ("; errors by index, nothing published" if batch else ""),
-                "content": _json_of(error),
-            },
-            "503": {"description": "the cluster did not acknowledge", "content": _json_of(error)},
-        }
-
+    item = {
+        "type": "object",
+        "required": ["index", "status", "duplicate"],
+        "properties": {
+            "index": {"type": "integer", "description": "position of the item, from 0"},
+            "line": {"type": "integer", "description": "JSON Lines only: line, from 1"},
+            "status": {"type": "integer", "enum": [202, 403, 409, 422, 503]},
+            "reason": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+            **receipt,
+        },
+    }
+    batch = {
+        "type": "object",
+        "properties": {
+            "accepted": {"type": "integer", "description": "items answered 202"},
+            "duplicates": {"type": "integer"},
+            "refused": {"type": "integer", "description": "items answered 403, 409 or 422"},
+            "unacknowledged": {"type": "integer", "description": "items answered 503"},
+            "event_ids": {"type": "array", "items": {"type": "string"}},
+            "items": {"type": "array", "items": item},
+        },
+    }
+    lines = {kind: {"schema": event_schema} for kind in JSON_LINES}  # one event per line
+    array = {"type": "array", "items": event_schema}
+    retry = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+    stopping = "no acknowledgement within the delivery timeout, or the gateway is stopping"
+    common = {
+        "400": _answer("an application/json body that is not JSON", error),
+        "401": _answer("no or unknown credentials", error),
+        "413": _answer(f"more than {MAX_BATCH} events", error),
+        "415": _answer("a content type other than " + ", ".join(ACCEPTED_TYPES), error),
+    }
+    one = {
+        **common,
+        "202": _answer(
+            "published, or published before (duplicate): the cluster acknowledged it; "
+            "an array or JSON Lines is answered as by /events/batch",
+            {"oneOf": [accepted, batch]},
+        ),
+        "207": _answer("a batch whose items have different statuses", batch),
+        "403": _answer("an event of another operator", error),
+        "409": _answer("event_id already used for other content", error),
+        "422": _answer("an invalid event or another region's", error),
+        "503": _answer(f"{stopping}; resending is safe (idempotent by event_id)", error, retry),
+    }
+    per_item = "per item, each answered in items[] by index"
+    many = {
+        **common,
+        "202": _answer("every item published (or a duplicate)", batch),
+        "207": _answer(f"items with different statuses; {per_item}", batch),
+        "403": _answer("every item another operator's", batch),
+        "409": _answer("every item a conflicting event_id", batch),
+        "422": _answer("every item invalid or not JSON (by line), or none", batch),
+        "503": _answer(
+            f"some items: {stopping}; the others are published. Resend the batch: published "
+            "items come back as duplicates",
+            batch,
+            retry,
+        ),
+    }
     return {
         "openapi": "3.0.3",
         "info": {
             "title": f"batteryloop ingestion gateway ({region.value})",
-            "version": "1",
+            "version": "2",
             "description": "Publish lifecycle events to the "
             f"{region.value} cluster. Authenticate with a bearer token or a client certificate "
-            "whose common name is your operator id; you may publish only your own events.",
+            "whose common name is your operator id; you may publish only your own events. "
+            "Idempotent by event_id: resending an event is safe.",
         },
         "security": [{"bearer": []}],
         "paths": {
             "/events": {
                 "post": {
-                    "summary": "publish one event",
-                    "requestBody": {"required": True, "content": _json_of(event_schema)},
-                    "responses": responses(False),
+                    "summary": "publish one event (or a batch, as /events/batch)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": {"oneOf": [event_schema, array]}}, **lines},
+                    },
+                    "responses": one,
                 }
             },
             "/events/batch": {
                 "post": {
-                    "summary": f"publish up to {MAX_BATCH} events, all or none",
+                    "summary": f"publish up to {MAX_BATCH} events, {per_item}",
                     "requestBody": {
                         "required": True,
-                        "content": _json_of({"type": "array", "items": event_schema}),
+                        "content": {JSON: {"schema": array}, **lines},
                     },
-                    "responses": responses(True),
+                    "responses": many,
                 }
             },
             "/health": {
@@ -311,8 +595,13 @@ def openapi_document(region: Region) -> dict[str, Any]:
     }
 
 
-def _json_of(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
+def _answer(
+    description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
 def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
@@ -329,4 +618,13 @@ def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext
 def run_gateway(
     gateway: Gateway, host: str, port: int, context: ssl.SSLContext | None = None
 ) -> None:
-    web.run_app(gateway.app(), host=host, port=port, ssl_context=context, print=None)
+    """Serve until SIGTERM or SIGINT, then stop within the gateway's grace period."""
+    web.run_app(
+        gateway.app(),
+        host=host,
+        port=port,
+        ssl_context=context,
+        print=None,
+        shutdown_timeout=gateway.grace,
+        access_log=None,
+    )

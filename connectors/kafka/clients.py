@@ -154,6 +154,31 @@ def admin(config: Mapping[str, Any], *, error_cb: ErrorCallback | None = None) -
     return _build(AdminClient, _with_logging(config, error_cb))
 
 
+def try_produce(
+    client: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None = None,
+    *,
+    partition: int = -1,
+    headers: list[tuple[str, bytes]] | None = None,
+    timestamp: int = 0,
+    on_delivery: DeliveryCallback | None = None,
+) -> bool:
+    """Queue one record if librdkafka's local queue has room; False when it is full (the
+    caller makes room by serving delivery reports, see :func:`produce`)."""
+    extra: dict[str, Any] = {"partition": partition, "timestamp": timestamp}
+    if headers is not None:
+        extra["headers"] = headers
+    if on_delivery is not None:
+        extra["on_delivery"] = on_delivery
+    try:
+        client.produce(topic, value, key, **extra)
+    except BufferError:
+        return False
+    return True
+
+
 def produce(
     client: Producer,
     topic: str,
@@ -170,21 +195,22 @@ def produce(
     """Queue one record; while librdkafka's local queue is full, serve delivery reports (which
     frees room) and retry. ``on_wait`` runs after each wait and may raise to give up (a session
     that learnt its cluster is gone). A cluster that stops acknowledging ends the wait too:
-    queued records fail after ``message.timeout.ms`` and leave the queue.
+    queued records fail after ``message.timeout.ms`` and leave the queue. (An asyncio server,
+    whose own poller serves the reports, loops over :func:`try_produce` and awaits instead.)
     """
-    extra: dict[str, Any] = {"partition": partition, "timestamp": timestamp}
-    if headers is not None:
-        extra["headers"] = headers
-    if on_delivery is not None:
-        extra["on_delivery"] = on_delivery
-    while True:
-        try:
-            client.produce(topic, value, key, **extra)
-            return
-        except BufferError:
-            client.poll(wait_seconds)
-            if on_wait is not None:
-                on_wait()
+    while not try_produce(
+        client,
+        topic,
+        value,
+        key,
+        partition=partition,
+        headers=headers,
+        timestamp=timestamp,
+        on_delivery=on_delivery,
+    ):
+        client.poll(wait_seconds)
+        if on_wait is not None:
+            on_wait()
 
 
 class ClusterUnreachable(RuntimeError):

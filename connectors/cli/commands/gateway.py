@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
-    from connectors.ingest.gateway import Gateway, load_tokens, run_gateway, tls_context
+    from connectors.ingest.credentials import load_tokens
+    from connectors.ingest.gateway import Gateway, run_gateway, tls_context
     from schemas.serde import Serde
 
     if args.tokens is None and args.client_ca is None:
@@ -28,15 +29,24 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
         raise ValueError("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:
         raise ValueError("--client-ca needs TLS: give --tls-cert and --tls-key")
-    tokens = load_tokens(args.tokens) if args.tokens else {}
+    tokens = load_tokens(args.tokens) if args.tokens else None
     settings = Settings.from_env()
     serde = Serde.for_registry(settings.schema_registry_url)
-    gateway = Gateway(args.region, client_config(args, args.region), tokens, serde)
+    gateway = Gateway(
+        args.region,
+        client_config(args, args.region),
+        tokens,
+        serde,
+        delivery_timeout=args.delivery_timeout,
+        dedup_capacity=args.dedup_capacity,
+        grace=args.grace_seconds,
+    )
     context = tls_context(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
     scheme = "https" if context else "http"
     out.write(
         f"gateway for {args.region.value} on {scheme}://{args.host}:{args.port} "
-        f"({len(tokens)} tokens{', client certificates' if args.client_ca else ''}); "
+        f"({len(tokens.grants) if tokens else 0} tokens"
+        f"{', client certificates' if args.client_ca else ''}); "
         f"OpenAPI at /openapi.json; Ctrl-C stops\n"
     )
     out.flush()
@@ -57,7 +67,12 @@ def register(sub: Subcommands) -> None:
             "operator id (--client-ca, with --tls-cert/--tls-key), and may publish only events "
             "with its own operator_id (403 otherwise, 401 without credentials). Invalid events "
             "get 422 with the validation errors; accepted ones 202 only after the cluster "
-            "acknowledged them. GET /openapi.json describes the API."
+            "acknowledged them, 503 with Retry-After if it did not within --delivery-timeout. "
+            "Bodies: application/json (an event or an array) or JSON Lines "
+            "(application/x-ndjson, application/jsonl), 415 otherwise; batches are answered per "
+            "item. Idempotent by event_id: a repeated event is answered 202 from memory "
+            "(--dedup-capacity ids) and not published again. SIGTERM stops it within "
+            "--grace-seconds. GET /openapi.json describes the API."
         ),
     )
     add_cluster_options(gateway)
@@ -68,4 +83,29 @@ def register(sub: Subcommands) -> None:
     gateway.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     gateway.add_argument(
         "--client-ca", type=Path, help="CA (PEM) whose client certificates authenticate operators"
+    )
+    gateway.add_argument(
+        "--delivery-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="answer 503 if the cluster has not acknowledged an event by then; also the "
+        "producer's message.timeout.ms, so an unacknowledged event is never sent later "
+        "(default 10)",
+    )
+    gateway.add_argument(
+        "--dedup-capacity",
+        type=int,
+        default=100_000,
+        metavar="EVENT_IDS",
+        help="how many recent event ids are remembered to answer repeats idempotently "
+        "(default 100000)",
+    )
+    gateway.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, wait this long for deliveries in flight, then answer 503 and "
+        "exit (default 10)",
     )
