@@ -224,6 +224,25 @@ def by_fingerprint() -> dict[bytes, SchemaVersion]:
     return {s.fingerprint: s for t in EVENT_MODELS for s in (*history(t), current(t))}
 
 
+def committed_problem(path: Path, expected: str, source: str) -> str | None:
+    """Why the committed schema file ``path`` is not ``expected`` (derived from ``source``),
+    or None when it is: the one comparison for the private and the shared schema files."""
+    if not path.exists():
+        return f"{path}: missing (run 'batteryloop schemas write')"
+    if path.read_text(encoding="utf-8") != expected:
+        return f"{path}: differs from {source}"
+    return None
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write a derived schema file unless it already holds ``text``; True if written."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
 def check_committed() -> list[str]:
     """Differences between the models and the committed ``.avsc`` files; empty when in sync."""
     problems = []
@@ -231,10 +250,9 @@ def check_committed() -> list[str]:
         expected = render(derive_avro_schema(model))
         version = model.model_fields["schema_version"].default
         for path in (schema_path(event_type), history_path(event_type, version)):
-            if not path.exists():
-                problems.append(f"{path}: missing (run 'batteryloop schemas write')")
-            elif path.read_text(encoding="utf-8") != expected:
-                problems.append(f"{path}: differs from the {model.__name__} model")
+            problem = committed_problem(path, expected, f"the {model.__name__} model")
+            if problem:
+                problems.append(problem)
     return problems
 
 
@@ -254,9 +272,5 @@ def write_committed() -> list[Path]:
                 f"{hist} is published and differs from {model.__name__}: raise its "
                 f"schema_version to {version + 1} instead of rewriting history"
             )
-        hist.parent.mkdir(parents=True, exist_ok=True)
-        for path in (schema_path(event_type), hist):
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
-                written.append(path)
+        written += [p for p in (schema_path(event_type), hist) if write_if_changed(p, text)]
     return written

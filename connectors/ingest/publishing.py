@@ -17,7 +17,7 @@ from connectors.ingest.files import RejectedLine, byte_lines, open_source, read_
 from connectors.ingest.producer import EventProducer, FailedDelivery
 from connectors.kafka.clients import check_reachable
 from connectors.progress import Progress
-from schemas.serde import Serde, schema_registry_client
+from schemas.serde import Serde
 from schemas.values import Region
 
 
@@ -90,7 +90,7 @@ def publish_file(
     raised (after the events already queued for the other region are flushed).
     """
     report = PublishReport()
-    serde = Serde(schema_registry_client(registry_url) if registry_url else None)
+    serde = Serde.for_registry(registry_url)
     producers: dict[Region, EventProducer] = {}
     started = time.monotonic()
 

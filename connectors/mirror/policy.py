@@ -653,20 +653,12 @@ def _shipped_shared() -> Iterator[tuple[Path, str]]:
 
 def check_shared_committed() -> list[str]:
     """Differences between the shipped policies' shared schemas and the committed files."""
-    problems = []
-    for path, text in _shipped_shared():
-        if not path.exists():
-            problems.append(f"{path}: missing (run 'batteryloop schemas write')")
-        elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{path}: differs from what its shipped policy shares")
-    return problems
+    found = (
+        catalog.committed_problem(path, text, "what its shipped policy shares")
+        for path, text in _shipped_shared()
+    )
+    return [problem for problem in found if problem]
 
 
 def write_shared_committed() -> list[Path]:
-    written = []
-    for path, text in _shipped_shared():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
+    return [path for path, text in _shipped_shared() if catalog.write_if_changed(path, text)]

@@ -24,7 +24,6 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import faust
@@ -66,9 +65,8 @@ from streams.domain.codec import (
     encode_state,
 )
 from streams.domain.engine import dumps, group_by_key, process_batch
-from streams.domain.entities import Config, State, document, due, operator_certified
+from streams.domain.entities import Config, State, document, due, with_certification
 from streams.domain.messages import Addressed, Tick
-from streams.domain.quantities import micros
 from streams.domain.routing import battery_key, lot_key, operator_key, route_batch
 
 log = logging.getLogger(__name__)
@@ -524,14 +522,12 @@ class Processors:
 
     def passport(self, battery_id: str) -> dict[str, Any] | None:
         doc = self.lookup(battery_key(battery_id))
-        if doc is not None:
-            # Operators are keyed apart from batteries: this answers for operators this worker
-            # holds (all of them with one worker per region).
-            operator = self.lookup(operator_key(doc["manufacturer_id"]))
-            made = micros(datetime.fromisoformat(doc["manufactured_at"]))
-            doc["manufacturer_certified"] = operator_certified(operator, _now_us())
-            doc["manufacturer_certified_at_manufacture"] = operator_certified(operator, made)
-        return doc
+        if doc is None:
+            return None
+        # Operators are keyed apart from batteries: this answers for operators this worker
+        # holds (all of them with one worker per region).
+        operator = self.lookup(operator_key(doc["manufacturer_id"]))
+        return with_certification(doc, operator, _now_us())
 
     def listing(self, kind: str) -> list[dict[str, Any]]:
         now = _now_ms()

@@ -23,7 +23,7 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
 
     from connectors.kafka.consume import latest_by_key
     from schemas.topics import DOCUMENT_TOPICS
-    from streams.domain.entities import operator_certified
+    from streams.domain.entities import with_certification
     from streams.domain.quantities import micros
 
     config = client_config(args, args.region)
@@ -41,12 +41,8 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     manufacturer = passport["manufacturer_id"].encode()
     operators = latest_by_key(config, DOCUMENT_TOPICS["operators"].name, [manufacturer])
     operator = operators.get(manufacturer)
-    certifications = None if operator is None else json.loads(operator)
-    made = micros(datetime.fromisoformat(passport["manufactured_at"]))
-    passport["manufacturer_certified"] = operator_certified(
-        certifications, micros(datetime.now(UTC))
-    )
-    passport["manufacturer_certified_at_manufacture"] = operator_certified(certifications, made)
+    manufacturer = None if operator is None else json.loads(operator)
+    passport = with_certification(passport, manufacturer, micros(datetime.now(UTC)))
     if args.format == "catenax":
         from connectors.exports.passport import catenax_battery_pass
 

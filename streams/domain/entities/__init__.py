@@ -62,6 +62,7 @@ from streams.domain.entities.operators import (
     certified_at,
     handle_operator,
     operator_certified,
+    with_certification,
 )
 from streams.domain.entities.tallies import (
     RECOVERY_TARGETS,
@@ -100,6 +101,7 @@ __all__ = [
     "handle",
     "operator_certified",
     "part_key",
+    "with_certification",
 ]
 
 #: Entity kind -> how messages change its state. Parts (``*-part/...``) receive no messages:

@@ -249,3 +249,15 @@ def operator_certified(document: Document | None, at: int) -> bool:
         for c in document["certifications"]
     ]
     return certified_at(certs, at)
+
+
+def with_certification(passport: Document, manufacturer: Document | None, now: int) -> Document:
+    """The passport with whether its manufacturer is certified now (``now`` in µs) and was at
+    manufacture, read from the manufacturer's operator document: answered when a passport is
+    read, since certifications change after the passport was computed."""
+    made = micros(datetime.fromisoformat(passport["manufactured_at"]))
+    return {
+        **passport,
+        "manufacturer_certified": operator_certified(manufacturer, now),
+        "manufacturer_certified_at_manufacture": operator_certified(manufacturer, made),
+    }

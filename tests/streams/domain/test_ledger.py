@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -280,3 +281,23 @@ def test_replaying_a_file_without_event_ids_changes_nothing() -> None:
     assert lots["ORE-NI-1"]["remaining_kg"] == "0.000"
     assert twice.output("alerts") == {}
     assert twice.output("passports")["PACK-1"]["materials"]["nickel"]["mass_kg"] == ("20.000000000")
+
+
+def test_a_passport_read_says_whether_its_maker_is_certified_now_and_at_manufacture() -> None:
+    from streams.domain.entities import with_certification
+    from streams.domain.quantities import micros
+
+    ledger = run(scenarios.reference())
+    passport = ledger.output("passports")["PACK-1"]
+    maker = ledger.output("operators")[MAKER]
+    made = datetime.fromisoformat(passport["manufactured_at"])
+    read = with_certification(passport, maker, micros(made))
+    assert read["manufacturer_certified"] is True
+    assert read["manufacturer_certified_at_manufacture"] is True
+    assert "manufacturer_certified" not in passport  # the stored document is left as it is
+    # before the certificate was issued, and for an operator nobody certified
+    early = with_certification(passport, maker, micros(scenarios.T0 - timedelta(days=1)))
+    assert early["manufacturer_certified"] is False
+    unknown = with_certification(passport, None, micros(made))
+    assert unknown["manufacturer_certified"] is unknown["manufacturer_certified_at_manufacture"]
+    assert unknown["manufacturer_certified"] is False
