@@ -34,7 +34,8 @@ from connectors.kafka import clients  # noqa: E402
 from connectors.kafka.admin import create_missing  # noqa: E402
 from connectors.kafka.embedded import BACKENDS, two_regions  # noqa: E402
 from connectors.mirror import policy as sharing  # noqa: E402
-from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions  # noqa: E402
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics  # noqa: E402
+from connectors.mirror.options import MirrorOptions  # noqa: E402
 from schemas.events import EVENT_MODELS, ManufactureEvent  # noqa: E402
 from schemas.serde import Serde  # noqa: E402
 from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS  # noqa: E402

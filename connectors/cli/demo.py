@@ -32,7 +32,8 @@ from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import assign_from_start, reader
 from connectors.kafka.embedded import two_regions
 from connectors.mirror import policy as sharing
-from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions, Totals
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics, Totals
+from connectors.mirror.options import MirrorOptions
 from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
 from schemas.values import Region
 

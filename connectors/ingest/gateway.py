@@ -152,9 +152,11 @@ class Gateway:
         kafka: Mapping[str, str],
         tokens: TokensFile | None,
         serde: Serde,
-        delivery_timeout: float = 10.0,
-        dedup_capacity: int = 100_000,
-        grace: float = 10.0,
+        *,
+        # no defaults here: `batteryloop gateway` holds them, with its --help
+        delivery_timeout: float,
+        dedup_capacity: int,
+        grace: float,
     ) -> None:
         if delivery_timeout <= 0 or grace < 0:
             raise ValueError("the delivery timeout must be positive and the grace period >= 0")

@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -45,7 +46,8 @@ from pydantic import ValidationError
 from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
-from connectors.mirror.policy import RedactionTally, SharingPolicy
+from connectors.mirror.options import MirrorOptions
+from connectors.mirror.policy import RedactionTally
 from connectors.mirror.replication import (
     RECOGNISED,
     Action,
@@ -60,7 +62,7 @@ from connectors.mirror.replication import (
     read_checkpoint,
 )
 from schemas.events import EVENT_MODELS
-from schemas.serde import DecodeError, Serde
+from schemas.serde import DecodeError
 from schemas.topics import (
     EVENT_TOPICS,
     MIRROR_CHECKPOINT_TOPIC,
@@ -77,22 +79,6 @@ PRODUCER_ENFORCED = {"acks": "all", "enable.idempotence": "true"}
 
 class Unavailable(RuntimeError):
     """The session cannot go on (a cluster unreachable, a delivery failed); recover and retry."""
-
-
-@dataclass
-class MirrorOptions:
-    policy: SharingPolicy
-    source: dict[str, str]  # librdkafka properties of the source cluster's consumer
-    target: dict[str, str]  # ... and of the target cluster's clients
-    grace: float = 10.0  # how long an event waits for its operator's certification
-    checkpoint_interval: float = 1.0
-    batch_size: int = 5000
-    max_waiting: int = 20_000  # per partition; beyond it the partition is paused
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    recovery_timeout: float = 60.0
-    source_serde: Serde = field(default_factory=Serde)
-    target_serde: Serde = field(default_factory=Serde)
 
 
 class MirrorMetrics:
@@ -652,7 +638,7 @@ def _offset(start: int) -> int:
     return OFFSET_BEGINNING if start == 0 else start
 
 
-def _message_timeout(config: dict[str, str]) -> float:
+def _message_timeout(config: Mapping[str, str]) -> float:
     value = config.get("message.timeout.ms", PRODUCER_DEFAULTS["message.timeout.ms"])
     return int(value) / 1000
 

@@ -28,7 +28,8 @@ from connectors.ingest.producer import EventProducer
 from connectors.kafka.admin import create_missing
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
 from connectors.mirror import policy as sharing
-from connectors.mirror.agent import MirrorAgent, MirrorMetrics, MirrorOptions
+from connectors.mirror.agent import MirrorAgent, MirrorMetrics
+from connectors.mirror.options import MirrorOptions
 from connectors.mirror.replication import Provenance
 from schemas import catalog
 from schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event

@@ -77,8 +77,8 @@ def register(sub: Subcommands) -> None:
     )
     add_cluster_options(gateway)
     gateway.add_argument("--tokens", type=Path, help="bearer tokens file (TOML)")
-    gateway.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    gateway.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    gateway.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    gateway.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     gateway.add_argument("--tls-cert", type=Path, help="server certificate (PEM) for HTTPS")
     gateway.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     gateway.add_argument(
@@ -91,7 +91,7 @@ def register(sub: Subcommands) -> None:
         metavar="SECONDS",
         help="answer 503 if the cluster has not acknowledged an event by then; also the "
         "producer's message.timeout.ms, so an unacknowledged event is never sent later "
-        "(default 10)",
+        "(default %(default)s)",
     )
     gateway.add_argument(
         "--dedup-capacity",
@@ -99,7 +99,7 @@ def register(sub: Subcommands) -> None:
         default=100_000,
         metavar="EVENT_IDS",
         help="how many recent event ids are remembered to answer repeats idempotently "
-        "(default 100000)",
+        "(default %(default)s)",
     )
     gateway.add_argument(
         "--grace-seconds",
@@ -107,5 +107,5 @@ def register(sub: Subcommands) -> None:
         default=10.0,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, wait this long for deliveries in flight, then answer 503 and "
-        "exit (default 10)",
+        "exit (default %(default)s)",
     )

@@ -21,7 +21,8 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     import logging
 
     from connectors.mirror import policy as sharing
-    from connectors.mirror.agent import MirrorOptions, run_mirror
+    from connectors.mirror.agent import run_mirror
+    from connectors.mirror.options import MirrorOptions
     from schemas.serde import Serde
 
     if args.source == args.target:
@@ -77,6 +78,8 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: Subcommands) -> None:
+    from connectors.mirror.options import MirrorOptions
+
     mirror = command(
         sub,
         "mirror",
@@ -132,15 +135,15 @@ def register(sub: Subcommands) -> None:
     mirror.add_argument(
         "--grace",
         type=float,
-        default=10.0,
+        default=MirrorOptions.grace,
         help="seconds an event of an operator with no known certification waits for one "
-        "before it is filtered as uncertified (default 10)",
+        "before it is filtered as uncertified (default %(default)s)",
     )
     mirror.add_argument(
         "--checkpoint-interval",
         type=float,
-        default=1.0,
-        help="seconds between checkpoints on the target (default 1)",
+        default=MirrorOptions.checkpoint_interval,
+        help="seconds between checkpoints on the target (default %(default)s)",
     )
     mirror.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     mirror.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address")
