@@ -260,6 +260,26 @@ def test_the_connect_timeout_comes_from_the_environment_too(closed_port: str) ->
     assert elapsed < 3 + 8, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["passport", "PACK-1", "--region", "eu"],
+        ["worker", "--region", "eu", "--store", "memory"],
+    ],
+    ids=["passport", "worker"],
+)
+def test_reading_commands_report_an_unreachable_cluster_within_the_connect_timeout(
+    command: list[str], closed_port: str, tmp_path: Path
+) -> None:
+    env = _no_cluster_env(BATTERYLOOP_CONNECT_TIMEOUT="2")
+    started = [*command, "--bootstrap", closed_port]
+    if command[0] == "worker":
+        started += ["--data-dir", str(tmp_path)]
+    result, elapsed = _run_timed(started, env)
+    _assert_one_clear_line(result, closed_port)
+    assert elapsed < 2 + 8, f"took {elapsed:.1f} s"
+
+
 def test_a_cluster_lost_mid_run_ends_the_run_in_bounded_time_with_a_consistent_report() -> None:
     """Events queued after the broker went away fail after message.timeout.ms (30 s by
     default, not librdkafka's 5 minutes), each named by its line; the report adds up."""

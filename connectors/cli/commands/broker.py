@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
     command,
     region_arg,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_broker(args: argparse.Namespace, out: TextIO) -> int:

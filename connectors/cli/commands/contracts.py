@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
     command,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_schemas_check(args: argparse.Namespace, out: TextIO) -> int:

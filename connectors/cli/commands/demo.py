@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
     add_simulation_options,
     command,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:

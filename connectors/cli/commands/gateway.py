@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -13,9 +13,6 @@ from connectors.cli.options import (
     command,
 )
 from connectors.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:

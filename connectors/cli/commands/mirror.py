@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -12,9 +12,6 @@ from connectors.cli.options import (
     region_arg,
 )
 from connectors.settings import Settings, parse_overrides
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:

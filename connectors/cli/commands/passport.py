@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -12,9 +12,8 @@ from connectors.cli.options import (
     client_config,
     command,
 )
-
-if TYPE_CHECKING:
-    pass
+from connectors.kafka import clients
+from connectors.settings import Settings
 
 
 def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
@@ -27,6 +26,7 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     from streams.domain.quantities import micros
 
     config = client_config(args, args.region)
+    clients.check_reachable(config, Settings.from_env().connect_timeout)
     key = args.battery_id.encode()
     found = latest_by_key(config, DOCUMENT_TOPICS["passports"].name, [key], timeout=args.timeout)
     document = found.get(key)

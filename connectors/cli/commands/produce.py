@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -14,9 +14,6 @@ from connectors.cli.options import (
 )
 from connectors.settings import Settings, parse_overrides
 from schemas.values import Region
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:

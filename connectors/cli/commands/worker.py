@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -14,16 +14,13 @@ from connectors.cli.options import (
 )
 from connectors.settings import Settings
 
-if TYPE_CHECKING:
-    pass
-
 
 def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
     from streams.worker.app import WorkerOptions, run_worker
 
     config = client_config(args, args.region)
-    created, states = create_missing(config)
+    created, states = create_missing(config, connect_timeout=Settings.from_env().connect_timeout)
     problems = [p for s in states for p in s.problems]
     for problem in problems:
         out.write(f"topic problem: {problem}\n")
