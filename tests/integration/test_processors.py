@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import read_from_start
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from schemas.events import ShipmentSubject
 from schemas.serde import Serde
 from schemas.topics import DEAD_LETTER_TOPIC, event_topic_name
 from schemas.values import Region
@@ -52,7 +53,11 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
     producer.flush()
     publish(broker, events[6:])
     ghost = events[-2].model_copy(  # a shipment of a lot no event ever creates
-        update={"event_id": scenarios.uid(71), "subject": "lot", "subject_id": "GHOST-1"}
+        update={
+            "event_id": scenarios.uid(71),
+            "subject": ShipmentSubject.lot,
+            "subject_id": "GHOST-1",
+        }
     )
     publish(broker, [ghost])
 
