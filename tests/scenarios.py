@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from schemas import values
 from schemas.events import (
     CertificationEvent,
     Event,
@@ -34,6 +35,36 @@ MINER, REFINER, MAKER, RECYCLER = (
 )
 
 
+def _corporate_number(base12: str) -> str:
+    return f"{values.corporate_number_check_digit(base12)}{base12}"
+
+
+#: Who plays each role of a random loop in each region: operator id (a BPNL in the EU, a
+#: Japanese corporate number in Japan) and the site prefix.
+ROLES = ("miner", "refiner", "maker", "recycler")
+OPERATORS: dict[str, dict[str, tuple[str, str]]] = {
+    "EU": {
+        "miner": (MINER, "BPNS00000MINE"),
+        "refiner": (REFINER, "BPNS0000000REF01"),
+        "maker": (MAKER, "BPNS0000000PCK01"),
+        "recycler": ("BPNL0000000REC01", "BPNS0000000REC01"),
+    },
+    "JP": {
+        "miner": (_corporate_number("300000000001"), "JP-MINE-"),
+        "refiner": (_corporate_number("300000000002"), "JP-REF-PLANT-1"),
+        "maker": (_corporate_number("300000000003"), "JP-PCK-PLANT-1"),
+        "recycler": (RECYCLER, "JP-REC-PLANT-1"),
+    },
+}
+#: The certifying body and scheme of each region.
+SCHEMES = {
+    "EU": (CERTIFIER, "BPNS00000000CERT", "Catena-X conformity assessment"),
+    "JP": (_corporate_number("300000000009"), "JP-CERT-1", "Ouranos"),
+}
+#: Where each region's operators ship from (a country of the region).
+HOME_COUNTRY = {"EU": "DE", "JP": "JP"}
+
+
 def uid(n: int) -> UUID:
     return UUID(int=n)
 
@@ -48,18 +79,26 @@ def _env(n: int, day: int, operator: str, site: str, region: str = "EU") -> dict
     }
 
 
-def certifications(operators: list[str], start: int = 1000) -> list[Event]:
-    return [
-        CertificationEvent(
-            **_env(start + i, 0, CERTIFIER, "BPNS00000000CERT"),
-            subject_operator_id=op,
-            action="certified",
-            scheme_region="EU",
-            scheme="Catena-X conformity assessment",
-            certificate_id=f"CX-{i}",
+def certifications(
+    operators: list[str], start: int = 1000, regions: list[str] | None = None
+) -> list[Event]:
+    """Each operator certified under its region's scheme (``regions``; the EU's by default),
+    by that region's certifying body."""
+    out: list[Event] = []
+    for i, op in enumerate(operators):
+        region = regions[i] if regions else "EU"
+        certifier, site, scheme = SCHEMES[region]
+        out.append(
+            CertificationEvent(
+                **_env(start + i, 0, certifier, site, region),
+                subject_operator_id=op,
+                action="certified",
+                scheme_region=region,
+                scheme=scheme,
+                certificate_id=f"CX-{i}" if region == "EU" else f"OU-{i}",
+            )
         )
-        for i, op in enumerate(operators)
-    ]
+    return out
 
 
 def reference() -> list[Event]:
@@ -185,22 +224,39 @@ def reference() -> list[Event]:
     ]
 
 
-def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = True) -> list[Event]:
+def random_loop(
+    rng: random.Random,
+    first_id: int = 100_000,
+    certify: bool = True,
+    split: dict[str, str] | None = None,
+) -> list[Event]:
     """A random but consistent closed loop: mines, refining, cells, packs, shredding, recovery,
     and recovered material refined into a second generation of cells. Masses never overdraw.
     ``certify``: begin with certifications of the loop's four operators.
+    ``split``: the region ("EU", "JP") of each role (:data:`ROLES`); each event's operator,
+    site and ``region`` follow its role's, and the recovered lot is shipped from the
+    recycler's region to the refiner's. Without it: an EU miner, refiner and maker and a
+    JP recycler, no shipment (the loop the fixtures were captured from).
     """
     ids = iter(range(first_id, first_id + 10_000))
     metals = ["nickel", "cobalt", "lithium", "manganese", "lead"]
     events: list[Event] = []
+    where = split or {"miner": "EU", "refiner": "EU", "maker": "EU", "recycler": "JP"}
+    who = {role: OPERATORS[where[role]][role] for role in ROLES}
+    MINER, REFINER, MAKER, RECYCLER = (who[role][0] for role in ROLES)  # noqa: N806
     if certify:
         operators = [MINER, REFINER, MAKER, RECYCLER]
-        events += certifications(operators, next(ids))
+        schemes = [where[r] for r in ROLES] if split is not None else None
+        events += certifications(operators, next(ids), schemes)
         for _ in operators[1:]:  # certifications() numbered them from the first id on
             next(ids)
 
     def env(operator: str, site: str, region: str = "EU") -> dict[str, Any]:
-        return _env(next(ids), rng.randrange(365), operator, site, region)
+        role = next(r for r in ROLES if who[r][0] == operator)
+        if split is not None:  # the role's site; the defaults keep the sites named below
+            prefix = who[role][1]
+            site = f"{prefix}{site[-3:]}" if role == "miner" else prefix
+        return _env(next(ids), rng.randrange(365), operator, site, where[role])
 
     def composition() -> dict[str, Decimal]:
         chosen = rng.sample(metals, rng.randint(1, 3))
@@ -344,6 +400,20 @@ def random_loop(rng: random.Random, first_id: int = 100_000, certify: bool = Tru
             ],
         )
     )
+    if split is not None:
+        events.append(
+            ShipmentEvent(
+                **env(RECYCLER, "JP-REC-PLANT-1"),
+                subject="lot",
+                subject_id=recovered,
+                mass_kg=Decimal("40"),
+                from_site_id=who["recycler"][1],
+                from_country=HOME_COUNTRY[where["recycler"]],
+                to_site_id=who["refiner"][1],
+                to_country=HOME_COUNTRY[where["refiner"]],
+                hs_code="283324",
+            )
+        )
     refine(f"REF2-{first_id}")
     cells(f"C2-{first_id}", rng.randint(1, 3))
     return events

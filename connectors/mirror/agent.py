@@ -59,6 +59,7 @@ from connectors.mirror.replication import (
     checkpoint_value,
     judge,
     read_checkpoint,
+    sharing_headers,
 )
 from schemas.events import EVENT_MODELS
 from schemas.serde import DecodeError, Serde
@@ -500,9 +501,10 @@ class Session:
             assert verdict.reason is not None
             self._filter(lane, offset, verdict.reason)
             return True
-        counted = self.policy.redact_counted(event_type, record)
-        assert counted is not None  # only shared types are read
-        shared, redacted = counted
+        detailed = self.policy.redact_detailed(event_type, record)
+        assert detailed is not None  # only shared types are read
+        shared, paths = detailed
+        redacted = len(paths)
         value = self.o.target_serde.encode_as(
             self.policy.shared_schemas[event_type], shared, lane.target_topic
         )
@@ -516,6 +518,7 @@ class Session:
         ).headers()
         if verdict.recognised:
             headers.append((RECOGNISED, verdict.recognised.encode()))
+        headers += sharing_headers(self.policy.name, paths)
         self._produce(
             lane.target_topic,
             value,

@@ -105,6 +105,7 @@ def _is_string(avro_type: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    path: str  # the field's path, e.g. "inputs[].supplier_id"
     action: str
     record: str | None  # prefix of the rules inside, when the field is a record with rules below
     items: str | None  # ... when it is an array of records with rules below
@@ -142,6 +143,7 @@ class EventRules:
         if found is None:
             path = f"{prefix}{name}"
             found = Step(
+                path,
                 self.action(path),
                 path + "." if self.has_rules_below(path) else None,
                 path + "[]." if self.has_rules_below(path + "[]") else None,
@@ -183,11 +185,11 @@ class SharingPolicy:
     @property
     def direction(self) -> str:
         """``eu-to-jp`` or ``jp-to-eu``."""
-        return f"{self.source.value.lower()}-to-{self.target.value.lower()}"
+        return direction(self.source.value, self.target.value)
 
     def redact(self, event_type: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """The shareable part of a decoded record, or None when its type is not shared."""
-        counted = self.redact_counted(event_type, record)
+        counted = self.redact_detailed(event_type, record)
         return None if counted is None else counted[0]
 
     def redact_counted(
@@ -195,14 +197,23 @@ class SharingPolicy:
     ) -> tuple[dict[str, Any], int] | None:
         """Like :meth:`redact`, with the number of present (non-null) values it dropped or
         transformed; None when the type is not shared."""
+        detailed = self.redact_detailed(event_type, record)
+        return None if detailed is None else (detailed[0], len(detailed[1]))
+
+    def redact_detailed(
+        self, event_type: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """Like :meth:`redact`, with the path of every present (non-null) value it dropped or
+        transformed (a path once per value: ``inputs[].supplier_id`` once per input); None
+        when the type is not shared."""
         rules = self.events.get(event_type)
         if rules is None:
             return None
-        redacted = [0]
-        return self._record(rules, record, "", redacted), redacted[0]
+        redacted: list[str] = []
+        return self._record(rules, record, "", redacted), redacted
 
     def _record(
-        self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[int]
+        self, rules: EventRules, record: dict[str, Any], prefix: str, redacted: list[str]
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         step_of = rules.step
@@ -219,7 +230,7 @@ class SharingPolicy:
                 out[name] = value
                 continue
             if value is not None:
-                redacted[0] += 1
+                redacted.append(step.path)
             if action == "drop":
                 continue
             if action == "country":  # validated on load: a top-level site with a country field
@@ -247,6 +258,11 @@ class SharingPolicy:
         if action == "band":
             return mass_band(value)
         raise AssertionError(action)  # load() admits no other action
+
+
+def direction(source: str, target: str) -> str:
+    """The name of a direction of sharing: ``direction("JP", "EU") == "jp-to-eu"``."""
+    return f"{source.lower()}-to-{target.lower()}"
 
 
 def mass_band(value: Decimal) -> Decimal:
