@@ -417,3 +417,147 @@ def random_loop(
     refine(f"REF2-{first_id}")
     cells(f"C2-{first_id}", rng.randint(1, 3))
     return events
+
+
+# --- across the border ---------------------------------------------------------------------------
+
+JP_MINER, JP_REFINER, JP_MAKER = (OPERATORS["JP"][r][0] for r in ("miner", "refiner", "maker"))
+EU_RECYCLER = OPERATORS["EU"]["recycler"][0]
+#: Document fields that differ between the regions' ledgers by design: whether the ledger
+#: holds the document as a replica, and the agreements its partner facts arrived under.
+BY_DESIGN = frozenset({"replica", "shared_under"})
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """A document without the fields that differ between regions by design (:data:`BY_DESIGN`)
+    and without every field it marks redacted."""
+    hidden = BY_DESIGN | set(document.get("redacted", ()))
+    return {k: v for k, v in document.items() if k not in hidden}
+
+
+def border_loop() -> list[Event]:
+    """Nickel across the border and back, worked by hand.
+
+    * JP-OLD-1, a pack made in Japan by a JP maker (no traced inputs), is collected, shipped
+      to Germany and shredded there by an EU recycler, post-consumer, into BM-X-1: 50 kg,
+      nickel 0.08 -> 4 kg Ni, all of it recycled post-consumer.
+    * The EU recycler recovers REC-NI-X-1 from all of BM-X-1: 15 kg, nickel 0.2 -> 3 kg Ni
+      (nickel recovery 3 / 4 = 0.75), and ships it to Japan.
+    * A JP refiner blends it with ORE-NI-X-1, virgin concentrate mined in AU by a JP miner:
+      200 kg, nickel 0.085 -> 17 kg Ni. Out comes NISO4-X-1: 80 kg, nickel 0.25 -> 20 kg Ni, of
+      which 20 x 3 / 20 = 3 kg is recycled post-consumer: 15 %.
+    * The JP maker builds JP-NEW-1 and JP-NEW-2 from 40 kg of NISO4-X-1 each: 10 kg Ni each,
+      1.5 kg recycled, share 0.150000; the model's 2031 tally: 20 kg Ni, 3 kg recycled.
+    """
+    regions = ["JP", "JP", "JP", "EU"]
+    return [
+        *certifications([JP_MINER, JP_REFINER, JP_MAKER, EU_RECYCLER], 3000, regions),
+        ManufactureEvent(
+            **_env(3101, 5, JP_MAKER, "JP-PCK-PLANT-1", "JP"),
+            battery_id="JP-OLD-1",
+            passport_id=uid(9101),
+            level="pack",
+            category="ev",
+            model="JP-OLD",
+            chemistry="NMC622",
+            mass_kg=Decimal("60"),
+            capacity_kwh=Decimal("10"),
+            inputs=[],
+            components=[],
+        ),
+        UseCollectionEvent(
+            **_env(3102, 6, JP_MAKER, "JP-PCK-PLANT-1", "JP"),
+            battery_id="JP-OLD-1",
+            action="collected",
+            status="waste",
+        ),
+        ShipmentEvent(
+            **_env(3103, 7, JP_MAKER, "JP-PCK-PLANT-1", "JP"),
+            subject="battery",
+            subject_id="JP-OLD-1",
+            mass_kg=Decimal("60"),
+            from_site_id="JP-PCK-PLANT-1",
+            from_country="JP",
+            to_site_id="BPNS0000000REC01",
+            to_country="DE",
+            hs_code="854810",
+        ),
+        ShreddingEvent(
+            **_env(3104, 8, EU_RECYCLER, "BPNS0000000REC01", "EU"),
+            black_mass_lot_id="BM-X-1",
+            inputs=[{"battery_id": "JP-OLD-1", "mass_kg": Decimal("60")}],
+            mass_kg=Decimal("50"),
+            composition={"nickel": Decimal("0.08")},
+            gate_fee={"amount": Decimal("0.4"), "currency": "EUR"},
+        ),
+        RecoveryEvent(
+            **_env(3105, 9, EU_RECYCLER, "BPNS0000000REC01", "EU"),
+            black_mass_lot_id="BM-X-1",
+            input_mass_kg=Decimal("50"),
+            process="hydrometallurgical",
+            outputs=[
+                {
+                    "lot_id": "REC-NI-X-1",
+                    "form": "recovered",
+                    "material": "nickel sulphate",
+                    "mass_kg": Decimal("15"),
+                    "composition": {"nickel": Decimal("0.2")},
+                }
+            ],
+        ),
+        ShipmentEvent(
+            **_env(3106, 10, EU_RECYCLER, "BPNS0000000REC01", "EU"),
+            subject="lot",
+            subject_id="REC-NI-X-1",
+            mass_kg=Decimal("15"),
+            from_site_id="BPNS0000000REC01",
+            from_country="DE",
+            to_site_id="JP-REF-PLANT-1",
+            to_country="JP",
+            hs_code="283324",
+            consignee_id=JP_REFINER,
+        ),
+        ExtractionEvent(
+            **_env(3107, 10, JP_MINER, "JP-MINE-001", "JP"),
+            lot_id="ORE-NI-X-1",
+            form="concentrate",
+            material="nickel sulphide concentrate",
+            mass_kg=Decimal("200"),
+            composition={"nickel": Decimal("0.085")},
+            country="AU",
+        ),
+        RefiningEvent(
+            **_env(3108, 12, JP_REFINER, "JP-REF-PLANT-1", "JP"),
+            batch_id="REF-X-1",
+            process="hydrometallurgical",
+            inputs=[
+                {"lot_id": "ORE-NI-X-1", "mass_kg": Decimal("200"), "supplier_id": JP_MINER},
+                {"lot_id": "REC-NI-X-1", "mass_kg": Decimal("15"), "supplier_id": EU_RECYCLER},
+            ],
+            outputs=[
+                {
+                    "lot_id": "NISO4-X-1",
+                    "form": "refined",
+                    "material": "nickel sulphate",
+                    "mass_kg": Decimal("80"),
+                    "composition": {"nickel": Decimal("0.25")},
+                }
+            ],
+        ),
+        *[
+            ManufactureEvent(
+                **_env(3108 + n, 13 + n, JP_MAKER, "JP-PCK-PLANT-1", "JP"),
+                battery_id=f"JP-NEW-{n}",
+                passport_id=uid(9101 + n),
+                level="pack",
+                category="ev",
+                model="JP-NEW",
+                chemistry="NMC811",
+                mass_kg=Decimal("300"),
+                capacity_kwh=Decimal("60"),
+                inputs=[{"lot_id": "NISO4-X-1", "mass_kg": Decimal("40")}],
+                components=[],
+            )
+            for n in (1, 2)
+        ],
+    ]
