@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from connectors.kafka.admin import create_missing
+from connectors.kafka.consume import read_from_start
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from schemas.topics import DEAD_LETTER_TOPIC, mirrored_topic_name, mirrored_topics
 from schemas.values import Region
 from tests import scenarios
 from tests.scenarios import comparable
@@ -95,6 +98,12 @@ def test_a_nickel_loop_across_the_border_is_one_ledger_in_both_regions(
     events = scenarios.border_loop()
     for region, broker in regions.items():  # each region publishes its own events
         publish(broker, [e for e in events if e.region == region])
+    # A record on a mirrored topic that no shared schema describes: dead-lettered, with where.
+    mirrored = mirrored_topic_name("JP", "extraction")
+    create_missing({"bootstrap.servers": regions[EU].bootstrap}, mirrored_topics("JP"))
+    producer = Producer({"bootstrap.servers": regions[EU].bootstrap})
+    producer.produce(mirrored, key=b"junk", value=b"\xc3\x01 not a known fingerprint")
+    producer.flush()
     reference = ground_truth(events, region=None)
     expected = {o: {k: comparable(d) for k, d in reference.output(o).items()} for o in OUTPUTS}
     with contextlib.ExitStack() as stack:
@@ -131,6 +140,13 @@ def test_a_nickel_loop_across_the_border_is_one_ledger_in_both_regions(
     assert recovery["metals"]["nickel"]["efficiency"] == "0.750000"
     assert seen[EU]["lots"]["BM-X-1"]["replica"] is False
     assert seen[JP]["lots"]["BM-X-1"]["replica"] is True
+
+    dead = read_from_start(
+        {"bootstrap.servers": regions[EU].bootstrap}, [DEAD_LETTER_TOPIC.name], expected=1
+    )
+    headers = {m.key(): dict(m.headers() or []) for m in dead}[b"junk"]
+    assert headers["topic"] == mirrored.encode() and headers["offset"] == b"0"
+    assert b"unknown writer schema fingerprint" in headers["error"]
 
     shown = subprocess.run(
         [
