@@ -1,12 +1,18 @@
 """Throughput of the stream processors: one worker, one embedded broker, events published first.
 
     python bench/processors_rate.py [--workload telemetry|loops] [--events N] [--keys K]
+                                    [--mirrored-share F]
 
 Workloads:
   telemetry  K batteries manufactured, then state-of-health reports spread over them (the shape
              of the "per-key totals, 20k keys" job): each event changes one passport.
   loops      random closed loops (mine, refining, cells, pack, shredding, recovery, refining,
              cells): each event touches several entities and sends profiles along the genealogy.
+
+``--mirrored-share F`` writes that share of the events (whole keys: a battery's or a lot's
+events all go one way) to the partner's mirrored topics instead (``jp.batteryloop.events.*``
+on the EU cluster), as the mirror writes them: redacted under the shipped jp-to-eu policy,
+encoded with its shared schemas, with the provenance and agreement headers.
 
 The events are encoded and produced before the worker starts. The worker's own Prometheus
 counters time it: from the first routed event until every event is routed ("route") and until
@@ -23,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +40,8 @@ from bench.workload import batteries  # noqa: E402
 from connectors.kafka import clients  # noqa: E402
 from connectors.kafka.admin import create_missing  # noqa: E402
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
+from connectors.mirror import policy as sharing  # noqa: E402
+from connectors.mirror.replication import Provenance, sharing_headers  # noqa: E402
 from schemas.events import (  # noqa: E402
     EVENT_MODELS,
     Event,
@@ -40,7 +49,12 @@ from schemas.events import (  # noqa: E402
     envelope,
 )
 from schemas.serde import Serde  # noqa: E402
-from schemas.topics import event_topic_name  # noqa: E402
+from schemas.topics import (  # noqa: E402
+    ALL_TOPICS,
+    event_topic_name,
+    mirrored_topic_name,
+    mirrored_topics,
+)
 from schemas.values import Region  # noqa: E402
 from streams.domain.codec import (  # noqa: E402
     decode_messages,
@@ -101,16 +115,43 @@ def metric(text: str, name: str, stage: str | None = None) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}{{{labels}}} (\S+)$", text, re.M))
 
 
-def run_worker(events: list[Event], backend: str) -> tuple[float, float]:
+def mirrored_record(
+    event: Event, policy: sharing.SharingPolicy, serde: Serde, offset: int
+) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+    """(topic, value, headers) of ``event`` as the partner's mirror writes it."""
+    detailed = policy.redact_detailed(event.event_type, event.model_dump())
+    assert detailed is not None
+    record, paths = detailed
+    topic = mirrored_topic_name(policy.source.value, event.event_type)
+    value = serde.encode_as(policy.shared_schemas[event.event_type], record, topic)
+    origin = Provenance(policy.source.value, event_topic_name(event.event_type), 0, offset, 1)
+    return topic, value, origin.headers() + sharing_headers(policy.name, paths)
+
+
+def run_worker(
+    events: list[Event], backend: str, mirrored_share: float = 0.0
+) -> tuple[float, float]:
     serde = Serde()
+    policy = sharing.load(sharing.shipped("jp-to-eu"), b"a secret for the benchmark")
     with EmbeddedBroker(Region.EU, backend) as broker, tempfile.TemporaryDirectory() as tmp:
-        create_missing({"bootstrap.servers": broker.bootstrap})
+        create_missing(
+            {"bootstrap.servers": broker.bootstrap}, [*ALL_TOPICS, *mirrored_topics("JP")]
+        )
         producer = clients.producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
-        for e in events:
-            topic = event_topic_name(e.event_type)
-            clients.produce(producer, topic, serde.encode(e, topic), e.key().encode())
+        cut = int(mirrored_share * 1000)
+        mirrored = 0
+        for i, e in enumerate(events):
+            key = e.key().encode()
+            if zlib.crc32(key) % 1000 < cut:
+                topic, value, headers = mirrored_record(e, policy, serde, i)
+                clients.produce(producer, topic, value, key, headers=headers)
+                mirrored += 1
+            else:
+                topic = event_topic_name(e.event_type)
+                clients.produce(producer, topic, serde.encode(e, topic), key)
             producer.poll(0)
         producer.flush()
+        print(f"  {mirrored:,} of {len(events):,} events on the partner's mirrored topics")
         worker = Worker(broker, Path(tmp), store="memory", loglevel="warning").start()
         try:
             first = routed_at = None
@@ -204,12 +245,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=20_000, help="telemetry: batteries")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
+    parser.add_argument(
+        "--mirrored-share",
+        type=float,
+        default=0.0,
+        help="share of the events (by key) written to the partner's mirrored topics (0-1)",
+    )
     args = parser.parse_args()
     events = (
         telemetry(args.events, args.keys) if args.workload == "telemetry" else loops(args.events)
     )
     print(f"{args.workload}: {len(events):,} events")
-    route_rate, end_rate = run_worker(events, args.backend)
+    route_rate, end_rate = run_worker(events, args.backend, args.mirrored_share)
     print(f"  worker, route stage:  {route_rate:>10,.0f} events/s")
     print(f"  worker, end to end:   {end_rate:>10,.0f} events/s")
     print("in-process cost per event, by stage:")

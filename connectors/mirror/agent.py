@@ -60,6 +60,7 @@ from connectors.mirror.replication import (
     checkpoint_value,
     judge,
     read_checkpoint,
+    sharing_headers,
 )
 from schemas.events import EVENT_MODELS
 from schemas.serde import DecodeError
@@ -488,6 +489,7 @@ class Session:
         assert tallied is not None  # judge() filters the types the policy does not share
         shared, tally = tallied
         redacted = tally.total
+        paths = tally.paths
         value = self.o.target_serde.encode_as(
             self.policy.shared_schemas[event_type], shared, lane.target_topic
         )
@@ -501,6 +503,7 @@ class Session:
         ).headers()
         if verdict.recognised:
             headers.append((RECOGNISED, verdict.recognised.encode()))
+        headers += sharing_headers(self.policy.name, paths)
         self._produce(
             lane.target_topic,
             value,

@@ -142,6 +142,9 @@ class RedactionTally:
     pseudonymised: int = 0
     banded: int = 0
     reduced_to_country: int = 0
+    #: of one record: the path of every present value dropped or transformed, once per value
+    #: (``inputs[].supplier_id`` once per input); not carried over by :meth:`add`
+    paths: list[str] = field(default_factory=list, compare=False)
 
     @property
     def total(self) -> int:
@@ -269,12 +272,12 @@ class SharingPolicy(BaseModel):
     @property
     def direction(self) -> str:
         """``eu-to-jp`` or ``jp-to-eu``."""
-        return f"{self.source.value.lower()}-to-{self.target.value.lower()}"
+        return direction(self.source.value, self.target.value)
 
     def redact(self, event_type: str, record: dict[str, Any]) -> dict[str, Any] | None:
         """The shareable part of a decoded record, or None when its type is not shared."""
-        counted = self.redact_counted(event_type, record)
-        return None if counted is None else counted[0]
+        tallied = self.redact_tallied(event_type, record)
+        return None if tallied is None else tallied[0]
 
     def redact_counted(
         self, event_type: str, record: dict[str, Any]
@@ -295,6 +298,15 @@ class SharingPolicy(BaseModel):
         tally = RedactionTally()
         return self._record(rules, record, "", tally), tally
 
+    def redact_detailed(
+        self, event_type: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """Like :meth:`redact`, with the path of every present (non-null) value it dropped or
+        transformed (a path once per value: ``inputs[].supplier_id`` once per input); None
+        when the type is not shared."""
+        tallied = self.redact_tallied(event_type, record)
+        return None if tallied is None else (tallied[0], tallied[1].paths)
+
     def _record(
         self, rules: EventRules, record: dict[str, Any], prefix: str, tally: RedactionTally
     ) -> dict[str, Any]:
@@ -312,6 +324,8 @@ class SharingPolicy(BaseModel):
             if action == "keep":
                 out[name] = value
                 continue
+            if value is not None:
+                tally.paths.append(step.path)
             if action == "drop":
                 if step.confidential or step.holds_confidential:
                     tally.confidential_removed += rules.confidential_in(value, step.path)
@@ -350,6 +364,11 @@ class SharingPolicy(BaseModel):
         if action == "band":
             return mass_band(value)
         raise AssertionError(action)  # load() admits no other action
+
+
+def direction(source: str, target: str) -> str:
+    """The name of a direction of sharing: ``direction("JP", "EU") == "jp-to-eu"``."""
+    return f"{source.lower()}-to-{target.lower()}"
 
 
 def mass_band(value: Decimal) -> Decimal:

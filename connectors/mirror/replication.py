@@ -49,6 +49,11 @@ HOPS = "batteryloop-hops"
 #: On the receiving side: the source-region certificate under which the record was accepted,
 #: ``<scheme region>:<certificate id>``; the partner recognises it (mutual certification).
 RECOGNISED = "batteryloop-recognised"
+#: The ``[agreement] name`` of the policy the record was shared under.
+AGREEMENT = "batteryloop-agreement"
+#: Paths of the fields the policy dropped or transformed, comma-separated and sorted
+#: (``inputs[].supplier_id,offtake_price``); absent when nothing was.
+REDACTED = "batteryloop-redacted"
 
 Headers = list[tuple[str, bytes]]
 
@@ -90,6 +95,23 @@ class Provenance:
             )
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"malformed provenance headers {sorted(found)}: {exc!r}") from exc
+
+
+def sharing_headers(agreement: str, redacted: list[str]) -> Headers:
+    """The headers saying under which agreement a record was shared and what it redacted."""
+    headers = [(AGREEMENT, agreement.encode())]
+    if redacted:
+        headers.append((REDACTED, ",".join(sorted(set(redacted))).encode()))
+    return headers
+
+
+def read_sharing(headers: Headers | None) -> tuple[str | None, tuple[str, ...]]:
+    """(agreement name or None, redacted field paths) from a mirrored record's headers."""
+    found = {k: v for k, v in headers or () if k in (AGREEMENT, REDACTED)}
+    agreement = found.get(AGREEMENT)
+    redacted = found.get(REDACTED)
+    paths = tuple(p for p in redacted.decode(errors="replace").split(",") if p) if redacted else ()
+    return (None if agreement is None else agreement.decode(errors="replace")), paths
 
 
 class Reason(StrEnum):

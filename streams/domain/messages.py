@@ -46,7 +46,9 @@ class Profile(msgspec.Struct, kw_only=True):
     """What an entity is made of, as far as its genealogy is known.
 
     A lot's or battery's mass, its metals, the micrograms of primary origin per
-    ``"<country>|<site>"``, whether every input is known, and the genealogy's depth.
+    ``"<country>|<site>"``, whether every input is known, the genealogy's depth, and the
+    regions whose events it rests on (the entity's creation and everything upstream). A
+    profile written before ``regions`` existed reads as resting on none.
     """
 
     grams: int
@@ -54,6 +56,15 @@ class Profile(msgspec.Struct, kw_only=True):
     origins: dict[str, int]
     complete: bool = True
     depth: int = 0
+    regions: list[str] = []
+
+
+class SharedUnder(msgspec.Struct, frozen=True, array_like=True):
+    """The data-sharing agreement a partner region's event arrived under, and its direction
+    (``"jp-to-eu"``: mirrored from the JP cluster to the EU one)."""
+
+    agreement: str
+    direction: str
 
 
 class Fact(Versioned, frozen=True, kw_only=True):
@@ -65,6 +76,12 @@ class Fact(Versioned, frozen=True, kw_only=True):
     operator_id: str
     site_id: str
     region: str
+    #: Set when the event came from the partner region through the mirror (None: it was
+    #: published on this ledger's own cluster).
+    shared: SharedUnder | None = None
+    #: Field paths of the event (``inputs[].supplier_id``) the partner's policy dropped or
+    #: transformed; confidential fields that were never part of a fact are listed too.
+    redacted: tuple[str, ...] = ()
 
 
 class LotCreated(Fact, frozen=True, tag="lot-created/2"):
@@ -187,6 +204,7 @@ class RecycledContentShare(msgspec.Struct, kw_only=True):
     labels: RecycledContentLabels
     metals: dict[str, MetalMass]
     complete: bool
+    regions: list[str] = []  # the battery's profile's
 
 
 class RecoveryLabels(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +219,7 @@ class RecoveryShare(msgspec.Struct, kw_only=True):
     labels: RecoveryLabels
     input: dict[str, int]
     output: dict[str, int]
+    regions: list[str] = []  # the black mass lot's profile's, and the recovery's
 
 
 class RecycledContentContribution(Versioned, frozen=True, tag="recycled-content-contribution/2"):

@@ -11,12 +11,18 @@ Entity keys: ``lot/<lot id>``, ``battery/<battery id>``, ``operator/<operator id
 add ``recycled-content/...`` and ``recovery/...`` (see :mod:`streams.domain.entities`).
 Every message carries the id of the event it came from, which is what makes applying it twice
 harmless. The messages themselves are defined in :mod:`streams.domain.messages`.
+
+An event of the partner region arrives as a :class:`Received`: the event as the partner's
+data-sharing policy let it through, with the agreement it came under and the field paths the
+policy redacted; every fact it makes carries both (documents show them, see
+:mod:`streams.domain.entities`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.events import (
@@ -45,13 +51,33 @@ from streams.domain.messages import (
     LotPortion,
     Manufactured,
     PartOf,
+    SharedUnder,
     Shipped,
     Shredded,
     Used,
 )
 from streams.domain.quantities import grams, micros, ppm
 
-__all__ = ["Addressed", "battery_key", "lot_key", "operator_key", "route", "route_batch"]
+__all__ = [
+    "Addressed",
+    "Received",
+    "battery_key",
+    "lot_key",
+    "operator_key",
+    "route",
+    "route_batch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An event and how it reached this ledger: ``shared`` is None for one published on the
+    ledger's own cluster, else the agreement the partner region shared it under; ``redacted``
+    the event's field paths that policy dropped or transformed."""
+
+    event: Event
+    shared: SharedUnder | None = None
+    redacted: tuple[str, ...] = ()
 
 
 def lot_key(lot_id: str) -> str:
@@ -78,9 +104,9 @@ def _taken(inputs: Iterable[LotInput]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _envelope(event: Event) -> dict[str, Any]:
-    """The fields every fact repeats from its event."""
-    return {
+def _envelope(event: Event, via: Received | None = None) -> dict[str, Any]:
+    """The fields every fact repeats from its event (and how the event arrived)."""
+    envelope = {
         "event_id": str(event.event_id),
         "event_type": event.event_type,
         "occurred_at": micros(event.occurred_at),
@@ -88,16 +114,20 @@ def _envelope(event: Event) -> dict[str, Any]:
         "site_id": event.site_id,
         "region": event.region.value,
     }
+    if via is not None and via.shared is not None:
+        envelope["shared"] = via.shared
+        envelope["redacted"] = tuple(sorted(set(via.redacted)))
+    return envelope
 
 
 def _portion(output: LotOutput) -> LotPortion:
     return LotPortion(grams(output.mass_kg), _ppm(output.composition))
 
 
-def _output_created(event: Event, kind: str, output: LotOutput, **extra: Any) -> Addressed:
+def _output_created(env: dict[str, Any], kind: str, output: LotOutput, **extra: Any) -> Addressed:
     """The message creating an output lot of a refining batch or a recovery."""
     created = LotCreated(
-        **_envelope(event),
+        **env,
         kind=kind,
         form=output.form.value,
         material=output.material,
@@ -108,16 +138,16 @@ def _output_created(event: Event, kind: str, output: LotOutput, **extra: Any) ->
     return lot_key(output.lot_id), created
 
 
-def _debits(event: Event, taken: dict[str, int], consumers: list[str]) -> list[Addressed]:
+def _debits(env: dict[str, Any], taken: dict[str, int], consumers: list[str]) -> list[Addressed]:
     return [
-        (lot_key(lot_id), LotDebited(**_envelope(event), grams=g, consumers=consumers))
+        (lot_key(lot_id), LotDebited(**env, grams=g, consumers=consumers))
         for lot_id, g in taken.items()
     ]
 
 
-def _route_extraction(event: ExtractionEvent) -> list[Addressed]:
+def _route_extraction(event: ExtractionEvent, env: dict[str, Any]) -> list[Addressed]:
     created = LotCreated(
-        **_envelope(event),
+        **env,
         kind="extracted",
         form=event.form.value,
         material=event.material,
@@ -128,24 +158,24 @@ def _route_extraction(event: ExtractionEvent) -> list[Addressed]:
     return [(lot_key(event.lot_id), created)]
 
 
-def _route_refining(event: RefiningEvent) -> list[Addressed]:
+def _route_refining(event: RefiningEvent, env: dict[str, Any]) -> list[Addressed]:
     taken = _taken(event.inputs)
     batch = {o.lot_id: _portion(o) for o in event.outputs}
     out = [
         _output_created(
-            event, "refined", o, batch_id=event.batch_id, inputs=taken, batch_outputs=batch
+            env, "refined", o, batch_id=event.batch_id, inputs=taken, batch_outputs=batch
         )
         for o in event.outputs
     ]
-    return out + _debits(event, taken, sorted(lot_key(o.lot_id) for o in event.outputs))
+    return out + _debits(env, taken, sorted(lot_key(o.lot_id) for o in event.outputs))
 
 
-def _route_manufacture(event: ManufactureEvent) -> list[Addressed]:
+def _route_manufacture(event: ManufactureEvent, env: dict[str, Any]) -> list[Addressed]:
     taken = _taken(event.inputs)
     cf = event.carbon_footprint
     key = battery_key(event.battery_id)
     made = Manufactured(
-        **_envelope(event),
+        **env,
         passport_id=str(event.passport_id),
         level=event.level.value,
         category=event.category.value,
@@ -157,19 +187,17 @@ def _route_manufacture(event: ManufactureEvent) -> list[Addressed]:
         inputs=taken,
         components=sorted(set(event.components)),
     )
-    parts: list[Addressed] = [
-        (battery_key(c), PartOf(**_envelope(event), parent=key)) for c in made.components
-    ]
-    return [(key, made), *_debits(event, taken, [key]), *parts]
+    parts: list[Addressed] = [(battery_key(c), PartOf(**env, parent=key)) for c in made.components]
+    return [(key, made), *_debits(env, taken, [key]), *parts]
 
 
 def _optional_str(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _route_use(event: UseCollectionEvent) -> list[Addressed]:
+def _route_use(event: UseCollectionEvent, env: dict[str, Any]) -> list[Addressed]:
     used = Used(
-        **_envelope(event),
+        **env,
         action=event.action.value,
         status=event.status.value,
         state_of_health=_optional_str(event.state_of_health),
@@ -179,11 +207,11 @@ def _route_use(event: UseCollectionEvent) -> list[Addressed]:
     return [(battery_key(event.battery_id), used)]
 
 
-def _route_shredding(event: ShreddingEvent) -> list[Addressed]:
+def _route_shredding(event: ShreddingEvent, env: dict[str, Any]) -> list[Addressed]:
     pre = sum(grams(i.mass_kg) for i in event.inputs if i.waste_origin is WasteOrigin.pre_consumer)
     post = sum(grams(i.mass_kg) for i in event.inputs) - pre
     black_mass = LotCreated(
-        **_envelope(event),
+        **env,
         kind="shredded",
         form="black_mass",
         material="black mass",
@@ -196,7 +224,7 @@ def _route_shredding(event: ShreddingEvent) -> list[Addressed]:
         (
             battery_key(item.battery_id),
             Shredded(
-                **_envelope(event),
+                **env,
                 black_mass_lot_id=event.black_mass_lot_id,
                 grams=grams(item.mass_kg),
             ),
@@ -206,24 +234,24 @@ def _route_shredding(event: ShreddingEvent) -> list[Addressed]:
     return [(lot_key(event.black_mass_lot_id), black_mass), *shredded]
 
 
-def _route_recovery(event: RecoveryEvent) -> list[Addressed]:
+def _route_recovery(event: RecoveryEvent, env: dict[str, Any]) -> list[Addressed]:
     black_mass = event.black_mass_lot_id
     debit = LotDebited(
-        **_envelope(event),
+        **env,
         grams=grams(event.input_mass_kg),
         consumers=sorted(lot_key(o.lot_id) for o in event.outputs),
         recovery_outputs={o.lot_id: _portion(o) for o in event.outputs},
     )
     created = [
-        _output_created(event, "recovered", o, inputs={black_mass: debit.grams})
+        _output_created(env, "recovered", o, inputs={black_mass: debit.grams})
         for o in event.outputs
     ]
     return [(lot_key(black_mass), debit), *created]
 
 
-def _route_shipment(event: ShipmentEvent) -> list[Addressed]:
+def _route_shipment(event: ShipmentEvent, env: dict[str, Any]) -> list[Addressed]:
     shipped = Shipped(
-        **_envelope(event),
+        **env,
         grams=grams(event.mass_kg),
         from_site_id=event.from_site_id,
         from_country=event.from_country,
@@ -236,9 +264,9 @@ def _route_shipment(event: ShipmentEvent) -> list[Addressed]:
     return [(key, shipped)]
 
 
-def _route_certification(event: CertificationEvent) -> list[Addressed]:
+def _route_certification(event: CertificationEvent, env: dict[str, Any]) -> list[Addressed]:
     certification = Certification(
-        **_envelope(event),
+        **env,
         action=event.action.value,
         scheme_region=event.scheme_region.value,
         scheme=event.scheme,
@@ -248,29 +276,32 @@ def _route_certification(event: CertificationEvent) -> list[Addressed]:
     return [(operator_key(event.subject_operator_id), certification)]
 
 
-def route(event: Event) -> list[Addressed]:
-    """The messages ``event`` sends, each addressed to an entity key."""
+def route(arrival: Event | Received) -> list[Addressed]:
+    """The messages an event sends, each addressed to an entity key."""
+    via = arrival if isinstance(arrival, Received) else None
+    event = arrival.event if isinstance(arrival, Received) else arrival
+    env = _envelope(event, via)
     match event:
         case ExtractionEvent():
-            return _route_extraction(event)
+            return _route_extraction(event, env)
         case RefiningEvent():
-            return _route_refining(event)
+            return _route_refining(event, env)
         case ManufactureEvent():
-            return _route_manufacture(event)
+            return _route_manufacture(event, env)
         case UseCollectionEvent():
-            return _route_use(event)
+            return _route_use(event, env)
         case ShreddingEvent():
-            return _route_shredding(event)
+            return _route_shredding(event, env)
         case RecoveryEvent():
-            return _route_recovery(event)
+            return _route_recovery(event, env)
         case ShipmentEvent():
-            return _route_shipment(event)
+            return _route_shipment(event, env)
         case CertificationEvent():
-            return _route_certification(event)
+            return _route_certification(event, env)
     raise TypeError(f"no routing for {type(event).__name__}")
 
 
-def route_batch(events: Iterable[Event]) -> list[Addressed]:
+def route_batch(events: Iterable[Event | Received]) -> list[Addressed]:
     """Route a batch, plus one certification check per operator for the batch's events.
 
     Certification events are not checked: they come from the certifying body, not from an
@@ -278,8 +309,9 @@ def route_batch(events: Iterable[Event]) -> list[Addressed]:
     """
     out: list[Addressed] = []
     checks: dict[str, list[CheckedEvent]] = defaultdict(list)
-    for event in events:
-        out.extend(route(event))
+    for arrival in events:
+        out.extend(route(arrival))
+        event = arrival.event if isinstance(arrival, Received) else arrival
         if not isinstance(event, CertificationEvent):
             checks[event.operator_id].append(
                 CheckedEvent(

@@ -131,6 +131,7 @@ class RecycledContentTally(EntityState, tag="recycled-content/2"):
     totals: dict[str, MetalMass] = {}
     sources: int = 0
     incomplete: int = 0
+    regions: dict[str, int] = {}  # region -> contributions resting on its events
 
 
 class RecoveryTally(EntityState, tag="recovery/2"):
@@ -138,6 +139,7 @@ class RecoveryTally(EntityState, tag="recovery/2"):
     totals: dict[str, RecoveredMetal] = {}
     sources: int = 0
     incomplete: int = 0
+    regions: dict[str, int] = {}  # region -> contributions resting on its events
 
 
 class RecycledContentPart(EntityState, tag="recycled-content-part/2"):

@@ -2,14 +2,20 @@
 
 Topology (one app per region, ``batteryloop-eu`` / ``batteryloop-jp``)::
 
-    batteryloop.events.*  --route-->  batteryloop.internal.entity-messages  --entities-->
+    batteryloop.events.*            --route-->  batteryloop.internal.entity-messages  --entities-->
+    <partner>.batteryloop.events.*  (the partner region's events, as its mirror shared them)
         tables lots, batteries, operators, recycled_content, recovery   (changelogged)
         batteryloop.passports, .lots, .tallies.*, .operators, .alerts    (compacted)
         batteryloop.internal.entity-messages                            (profiles, contributions)
     bad records  -->  batteryloop.dead-letters  (headers: error, topic, partition, offset)
 
 ``route`` decodes and validates each event and splits it into messages per entity key
-(:mod:`.routing`); ``entities`` applies them (:mod:`.entities`). Both work on batches
+(:mod:`.routing`); ``entities`` applies them (:mod:`.entities`). Its own region's events and
+the partner's mirrored ones go into one state: a mirrored record is decoded with the shared
+schemas of the shipped policies (both directions, recognised by fingerprint or registry id)
+and handed on with the agreement and the redacted fields its headers name
+(:class:`~streams.domain.routing.Received`); an event that arrives twice, or by both paths,
+counts once (:mod:`streams.domain.entities.provenance`). Both work on batches
 (``take_events``): an entity touched many times in a batch is loaded, recomputed and written
 once. Delivery is at least once; the entities make that effectively once (see
 :mod:`.entities`), so no Kafka transactions are needed.
@@ -42,12 +48,14 @@ from pydantic import ValidationError
 
 from connectors.kafka import clients
 from connectors.kafka.credentials import faust_credentials
-from schemas.events import EVENT_MODELS, Event
+from connectors.mirror import policy as sharing
+from connectors.mirror.replication import read_sharing
+from schemas.catalog import SchemaVersion
+from schemas.events import EVENT_MODELS
 from schemas.serde import (
     DecodeError,
     Serde,
     describe_validation_error,
-    schema_registry_client,
 )
 from schemas.topics import (
     DEAD_LETTER_TOPIC,
@@ -55,6 +63,7 @@ from schemas.topics import (
     ENTITY_MESSAGES_TOPIC,
     EVENT_PARTITIONS,
     EVENT_TOPICS,
+    mirrored_topic_name,
 )
 from schemas.values import Region
 from streams.domain.codec import (
@@ -66,8 +75,8 @@ from streams.domain.codec import (
 )
 from streams.domain.engine import dumps, group_by_key, process_batch
 from streams.domain.entities import Config, State, document, due, with_certification
-from streams.domain.messages import Addressed, Tick
-from streams.domain.routing import battery_key, lot_key, operator_key, route_batch
+from streams.domain.messages import Addressed, SharedUnder, Tick
+from streams.domain.routing import Received, battery_key, lot_key, operator_key, route_batch
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,27 @@ TABLES = {
 #: Largest entity-messages record the worker writes (bytes; a lone message may exceed it).
 RECORD_BYTES = 256 * 1024
 _TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
+#: Agreement named for a mirrored record whose headers name none (a mirror of before the
+#: ``batteryloop-agreement`` header).
+UNNAMED_AGREEMENT = "unnamed"
+
+
+def partner_of(region: Region) -> Region:
+    return Region.JP if region is Region.EU else Region.EU
+
+
+def shipped_shared_schemas() -> list[SchemaVersion]:
+    """The shared schemas of both shipped policies: what the partner's mirror writes."""
+    return [
+        schema
+        for direction in sharing.SHIPPED
+        for schema in sharing.load(sharing.shipped(direction), secret=None).shared_schemas.values()
+    ]
+
+
+def mirrored_event_topics(partner: Region) -> dict[str, str]:
+    """The partner's mirrored topics on this region's cluster: topic -> event type."""
+    return {mirrored_topic_name(partner.value, t): t for t in EVENT_TOPICS}
 
 
 @dataclass(frozen=True)
@@ -220,11 +250,15 @@ class Processors:
 
     def __init__(self, options: WorkerOptions, serde: Serde | None = None) -> None:
         self.options = options
-        self.config = Config(grace_ms=int(options.grace_seconds * 1000))
+        region = options.region
+        self.config = Config(grace_ms=int(options.grace_seconds * 1000), region=region.value)
         if serde is None:
-            url = options.schema_registry_url
-            serde = Serde(schema_registry_client(url) if url else None)
+            serde = Serde.for_registry(options.schema_registry_url, shipped_shared_schemas())
         self.serde = serde
+        self.partner = partner_of(region)
+        self.mirrored = mirrored_event_topics(self.partner)
+        self.topic_event_type = {**_TOPIC_EVENT_TYPE, **self.mirrored}
+        self.shared_direction = sharing.direction(self.partner.value, region.value)
         self.metrics = Metrics()
         self._due: dict[str, int] = {}
         self._scanned = False
@@ -253,9 +287,8 @@ class Processors:
             table_standby_replicas=0,
             autodiscover=False,
         )
-        self.event_topics = app.topic(
-            *(s.name for s in EVENT_TOPICS.values()), key_type=bytes, value_type=bytes
-        )
+        own_topics = [s.name for s in EVENT_TOPICS.values()]
+        self.event_topics = app.topic(*own_topics, *self.mirrored, key_type=bytes, value_type=bytes)
         self.entity_topic = app.topic(
             ENTITY_MESSAGES_TOPIC.name,
             partitions=ENTITY_MESSAGES_TOPIC.partitions,
@@ -325,23 +358,28 @@ class Processors:
             valid = [e for e in (self._decode(ev.message) for ev in events) if e is not None]
             self._send_messages(route_batch(valid))
             per_type: dict[str, int] = defaultdict(int)
-            for event in valid:
-                per_type[event.event_type] += 1
+            for arrival in valid:
+                per_type[arrival.event.event_type] += 1
             for event_type, count in per_type.items():
                 self.metrics.events.labels(event_type).inc(count)
             self._flush()
             self.metrics.batch_seconds.labels("route").observe(time.perf_counter() - started)
             yield len(events)
 
-    def _decode(self, message: Any) -> Event | None:
+    def _decode(self, message: Any) -> Received | None:
         """The event in a record, or None after dead-lettering the record with the reason."""
         where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
             event_type, record = self.serde.decode(message.value, **where)
-            expected = _TOPIC_EVENT_TYPE.get(message.topic)
+            expected = self.topic_event_type.get(message.topic)
             if expected is not None and event_type != expected:
                 raise DecodeError(f"a {event_type} event on the {expected} topic", **where)
-            return EVENT_MODELS[event_type].model_validate(record)
+            event = EVENT_MODELS[event_type].model_validate(record)
+            if message.topic not in self.mirrored:
+                return Received(event)
+            agreement, redacted = read_sharing(message.headers)
+            shared = SharedUnder(agreement or UNNAMED_AGREEMENT, self.shared_direction)
+            return Received(event, shared, redacted)
         except DecodeError as exc:
             reason = exc.reason
         except ValidationError as exc:

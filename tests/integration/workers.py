@@ -18,6 +18,7 @@ from connectors.kafka.embedded import EmbeddedBroker
 from schemas.events import Event
 from schemas.serde import Serde
 from schemas.topics import DOCUMENT_TOPICS, event_topic_name
+from schemas.values import Region
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
 
@@ -62,12 +63,13 @@ def publish(broker: EmbeddedBroker, events: Iterable[Event]) -> int:
     return count
 
 
-def ground_truth(events: Iterable[Event]) -> LocalLedger:
-    """What the processors must end with: the same events, through the same Avro round trip,
-    applied in memory."""
+def ground_truth(events: Iterable[Event], region: Region | None = Region.EU) -> LocalLedger:
+    """What the processors of ``region`` must end with: the same events, through the same
+    Avro round trip, applied in memory (``region`` None: a ledger of every region, whose
+    documents are never replicas)."""
     serde = Serde()
     decoded = [serde.decode_event(serde.encode(e, event_topic_name(e.event_type))) for e in events]
-    ledger = LocalLedger(Config(grace_ms=2000))
+    ledger = LocalLedger(Config(grace_ms=2000, region=None if region is None else region.value))
     ledger.submit(decoded)
     ledger.run(batch=100)
     return ledger

@@ -17,10 +17,17 @@ from connectors.settings import Settings
 
 def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
-    from streams.worker.app import WorkerOptions, run_worker
+    from schemas.topics import ALL_TOPICS, mirrored_topics
+    from streams.worker.app import WorkerOptions, partner_of, run_worker
 
     config = client_config(args, args.region)
-    created, states = create_missing(config, connect_timeout=Settings.from_env().connect_timeout)
+    # The partner's mirrored topics too: the worker reads them before any mirror has run.
+    partner = partner_of(args.region).value
+    created, states = create_missing(
+        config,
+        [*ALL_TOPICS, *mirrored_topics(partner)],
+        connect_timeout=Settings.from_env().connect_timeout,
+    )
     problems = [p for s in states for p in s.problems]
     for problem in problems:
         out.write(f"topic problem: {problem}\n")
@@ -53,9 +60,11 @@ def register(sub: Subcommands) -> None:
         "run the stream processors for one region",
         cmd_worker,
         description=(
-            "Run the stream processors (a faust-streaming worker) against one region's cluster: "
-            "battery passports, lot genealogy with mass balance, recycled-content and "
-            "recovery-efficiency tallies, and alerts, published to compacted topics. Creates "
+            "Run the stream processors (a faust-streaming worker) against one region's cluster, "
+            "over the region's own events and the partner region's events mirrored to it "
+            "(<partner>.batteryloop.events.*, created if missing): battery passports, lot "
+            "genealogy with mass balance, recycled-content and recovery-efficiency tallies, "
+            "and alerts, published to compacted topics. Creates "
             "missing registry topics first. Serves read-only views on --web-port: "
             "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
             "/tallies/recovery-efficiency, /metrics (Prometheus), /healthz (whether it holds "

@@ -3,6 +3,7 @@ passports, profiles to the packs they are part of, tally contributions and alert
 
 from __future__ import annotations
 
+from streams.domain.entities import provenance
 from streams.domain.entities.alerts import (
     PASSPORTS,
     alert,
@@ -25,7 +26,9 @@ from streams.domain.entities.genealogy import (
     revision,
     sorted_profile,
 )
+from streams.domain.entities.provenance import PASSPORT_SHOWS, keep, preferred
 from streams.domain.messages import (
+    Fact,
     Manufactured,
     Message,
     PartOf,
@@ -56,7 +59,7 @@ StatusChange = tuple[int, str, str]
 
 def _record_use(state: BatteryState, used: Used) -> None:
     if used.action != "state_of_health":
-        state.uses.setdefault(used.event_id, used)
+        keep(state.uses, used)
         return
     # Health reports come often and only the latest matters: keep the latest by (time, event
     # id). A maximum is the same in any order and unchanged by a replay, and the state stays
@@ -64,6 +67,8 @@ def _record_use(state: BatteryState, used: Used) -> None:
     latest = state.latest_health
     if latest is None or (used.occurred_at, used.event_id) > (latest.occurred_at, latest.event_id):
         state.latest_health = used
+    elif latest.event_id == used.event_id:
+        state.latest_health = preferred(latest, used)
 
 
 def _take_in(state: BatteryState, messages: list[Message]) -> set[str]:
@@ -72,16 +77,16 @@ def _take_in(state: BatteryState, messages: list[Message]) -> set[str]:
     for message in messages:
         match message:
             case Manufactured():
-                state.manufactured.setdefault(message.event_id, message)
+                keep(state.manufactured, message)
             case Used():
                 _record_use(state, message)
             case Shipped():
-                state.shipments.setdefault(message.event_id, message)
+                keep(state.shipments, message)
             case Shredded():
-                state.shredded.setdefault(message.event_id, message)
-            case PartOf() if message.event_id not in state.parents:
-                state.parents[message.event_id] = message
-                new_parents.add(message.parent)
+                keep(state.shredded, message)
+            case PartOf():
+                if keep(state.parents, message):
+                    new_parents.add(message.parent)
             case ProfileUpdate():
                 hold(state.inputs, message.source, message.revision, message.profile)
     return new_parents
@@ -110,7 +115,9 @@ def status_at(timeline: list[StatusChange], at: int) -> str | None:
 
 def battery_profile(made: Manufactured, inputs: dict[str, HeldProfile]) -> Profile:
     components: list[tuple[str, int | None]] = [(battery_key(c), None) for c in made.components]
-    return sorted_profile(mix(lot_parts(made.inputs) + components, inputs))
+    profile = mix(lot_parts(made.inputs) + components, inputs)
+    profile.regions = [*profile.regions, made.region]
+    return sorted_profile(profile)
 
 
 def recycled_content_tally_key(made: Manufactured) -> str:
@@ -144,7 +151,9 @@ def _send_tally_contribution(
         year=year(made.occurred_at),
     )
     metals = {m: v for m, v in profile.metals.items() if m in RECYCLED_CONTENT_MINIMUMS}
-    share = RecycledContentShare(labels=labels, metals=metals, complete=profile.complete)
+    share = RecycledContentShare(
+        labels=labels, metals=metals, complete=profile.complete, regions=profile.regions
+    )
     fx.send(tally, RecycledContentContribution(source=key, revision=current, share=share))
     # A battery whose chosen manufacture changed withdraws from the tally it was in.
     previous = state.tally
@@ -169,6 +178,7 @@ def _manufactured_alerts(
             f"{len(state.manufactured)} manufacture events for battery {battery_id}; "
             f"using {made.event_id}",
             event_ids=sorted(state.manufactured),
+            regions=provenance.regions(state.manufactured.values()),
         )
     return alerts
 
@@ -214,7 +224,7 @@ def handle_battery(
     )
     publish_alerts(state, fx, alerts)
     if made is not None and profile is not None:
-        document = passport_view(battery_id, state, made, profile, timeline)
+        document = passport_view(battery_id, state, made, profile, timeline, cfg)
         publish_if_changed(state, fx, PASSPORTS, battery_id, document)
     return state
 
@@ -234,8 +244,10 @@ def passport_view(
     made: Manufactured,
     profile: Profile,
     timeline: list[StatusChange],
+    cfg: Config,
 ) -> Document:
-    """The battery passport: identity, status, health, make-up, origin, where it is."""
+    """The battery passport: identity, status, health, make-up, origin, where it is, and
+    where its facts came from (:mod:`.provenance`)."""
     uses = sorted(state.uses.values(), key=lambda u: (u.occurred_at, u.event_id))
     passports = _passports(made, uses)
     readings = [u for u in uses if u.state_of_health is not None]
@@ -273,4 +285,17 @@ def passport_view(
         "shredded_into": shreds[-1].black_mass_lot_id if shreds else None,
         "complete": profile.complete,
         "missing_inputs": missing,
+        **provenance.view(made.region, cfg, _facts(state), profile.regions, PASSPORT_SHOWS),
     }
+
+
+def _facts(state: BatteryState) -> list[Fact]:
+    health = [state.latest_health] if state.latest_health is not None else []
+    return [
+        *state.manufactured.values(),
+        *state.uses.values(),
+        *health,
+        *state.shipments.values(),
+        *state.shredded.values(),
+        *state.parents.values(),
+    ]

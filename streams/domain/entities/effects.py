@@ -18,6 +18,9 @@ class Config:
     #: How long a reference to an unknown lot or battery, or an event from an operator without
     #: a valid certification, may wait for the missing event before it is alerted.
     grace_ms: int = 3_600_000
+    #: The ledger's own region (``"EU"``, ``"JP"``): documents of lots and batteries created in
+    #: the other region say ``replica``. None for a ledger of every region (a reference).
+    region: str | None = None
 
 
 @dataclass

@@ -57,6 +57,7 @@ def take(profile: Profile, g: int) -> Profile:
             for metal, m in profile.metals.items()
         },
         origins={k: scaled(x, g, total) for k, x in profile.origins.items()},
+        regions=profile.regions,
     )
 
 
@@ -77,9 +78,10 @@ def mix(parts: Iterable[tuple[str, int | None]], inputs: dict[str, HeldProfile])
     """Mix the parts taken from inputs: (sender key, grams taken, or None for all of it).
 
     The pool is complete when every part's profile is known and complete; its depth is one
-    more than the deepest part's.
+    more than the deepest part's; it rests on the regions every known part rests on.
     """
     pool = Profile(grams=0, metals={}, origins={}, complete=True, depth=0)
+    regions: set[str] = set()
     for source, taken in parts:
         held = inputs.get(source)
         if held is None:
@@ -88,7 +90,9 @@ def mix(parts: Iterable[tuple[str, int | None]], inputs: dict[str, HeldProfile])
         profile = held.profile
         pool.complete = pool.complete and profile.complete
         pool.depth = max(pool.depth, profile.depth + 1)
+        regions.update(profile.regions)
         add(pool, profile if taken is None else take(profile, taken))
+    pool.regions = sorted(regions)
     return pool
 
 
@@ -104,6 +108,7 @@ def sorted_profile(p: Profile) -> Profile:
         origins=dict(sorted(p.origins.items())),
         complete=p.complete,
         depth=p.depth,
+        regions=sorted(set(p.regions)),
     )
 
 

@@ -3,6 +3,7 @@ lots and batteries made from them, recovery contributions and alerts out."""
 
 from __future__ import annotations
 
+from streams.domain.entities import provenance
 from streams.domain.entities.alerts import (
     LOTS,
     alert,
@@ -27,7 +28,9 @@ from streams.domain.entities.genealogy import (
     revision,
     sorted_profile,
 )
+from streams.domain.entities.provenance import keep
 from streams.domain.messages import (
+    Fact,
     LotCreated,
     LotDebited,
     Message,
@@ -58,6 +61,7 @@ def lot_profile(created: LotCreated, inputs: dict[str, HeldProfile]) -> Profile:
             grams=g,
             metals={m: MetalMass(g * p, 0, 0) for m, p in created.composition.items()},
             origins={f"{created.country}|{created.site_id}": g * MICROGRAMS_PER_GRAM},
+            regions=[created.region],
         )
     if created.kind == "shredded":
         # Black mass is all waste-derived metal; its pre/post split follows the shredded mass.
@@ -66,7 +70,7 @@ def lot_profile(created: LotCreated, inputs: dict[str, HeldProfile]) -> Profile:
         for m, p in created.composition.items():
             pre = scaled(g * p, pre_g, pre_g + post_g)
             metals[m] = MetalMass(g * p, pre, g * p - pre)
-        return Profile(grams=g, metals=metals, origins={})
+        return Profile(grams=g, metals=metals, origins={}, regions=[created.region])
     # refined or recovered: mix the inputs taken, by mass, then apply to the output's metal
     pool = mix(lot_parts(created.inputs), inputs)
     metals = {}
@@ -82,7 +86,12 @@ def lot_profile(created: LotCreated, inputs: dict[str, HeldProfile]) -> Profile:
     if created.kind == "recovered":
         origins = {}  # recovered material is secondary: it has no extraction origin
     return Profile(
-        grams=g, metals=metals, origins=origins, complete=pool.complete, depth=pool.depth
+        grams=g,
+        metals=metals,
+        origins=origins,
+        complete=pool.complete,
+        depth=pool.depth,
+        regions=sorted({*pool.regions, created.region}),
     )
 
 
@@ -93,13 +102,13 @@ def _take_in(state: LotState, messages: list[Message]) -> tuple[set[str], bool]:
     for message in messages:
         match message:
             case LotCreated():
-                state.created.setdefault(message.event_id, message)
-            case LotDebited() if message.event_id not in state.debits:
-                state.debits[message.event_id] = message
-                new_consumers.update(message.consumers)
-                new_recoveries = new_recoveries or message.recovery_outputs is not None
+                keep(state.created, message)
+            case LotDebited():
+                if keep(state.debits, message):
+                    new_consumers.update(message.consumers)
+                    new_recoveries = new_recoveries or message.recovery_outputs is not None
             case Shipped():
-                state.shipments.setdefault(message.event_id, message)
+                keep(state.shipments, message)
             case ProfileUpdate():
                 hold(state.inputs, message.source, message.revision, message.profile)
     return new_consumers, new_recoveries
@@ -122,12 +131,17 @@ def _send_profile(
         fx.send(consumer, ProfileUpdate(source=key, revision=current, profile=profile))
     state.profile_revision = current
     if new_recoveries or state.recovery_revision != current:
-        _send_recovery_contributions(key, created, state.debits, current, fx)
+        _send_recovery_contributions(key, created, profile, state.debits, current, fx)
         state.recovery_revision = current
 
 
 def _send_recovery_contributions(
-    key: str, created: LotCreated, debits: dict[str, LotDebited], current: int, fx: Effects
+    key: str,
+    created: LotCreated,
+    profile: Profile,
+    debits: dict[str, LotDebited],
+    current: int,
+    fx: Effects,
 ) -> None:
     for eid, debit in sorted(debits.items()):
         if debit.recovery_outputs is None:
@@ -138,7 +152,10 @@ def _send_recovery_contributions(
             recycler=debit.operator_id, plant=debit.site_id, year=year(debit.occurred_at)
         )
         share_ = RecoveryShare(
-            labels=labels, input=dict(sorted(into.items())), output=dict(sorted(out.items()))
+            labels=labels,
+            input=dict(sorted(into.items())),
+            output=dict(sorted(out.items())),
+            regions=sorted({*profile.regions, debit.region}),
         )
         fx.send(
             recovery_tally_key(debit),
@@ -244,6 +261,7 @@ def _created_alerts(
             key,
             f"{len(state.created)} events each create lot {lot_id}; using {created.event_id}",
             event_ids=sorted(state.created),
+            regions=provenance.regions(state.created.values()),
         )
     return alerts
 
@@ -282,12 +300,21 @@ def handle_lot(
     alerts.update(unresolved_alert(state, key, now, cfg, created is not None, references, message))
     publish_alerts(state, fx, alerts)
     if created is not None:
-        publish_if_changed(state, fx, LOTS, lot_id, lot_view(lot_id, created, profile, state))
+        document = lot_view(lot_id, created, profile, state, cfg)
+        publish_if_changed(state, fx, LOTS, lot_id, document)
     return state
 
 
-def lot_view(lot_id: str, created: LotCreated, profile: Profile, state: LotState) -> Document:
-    """The lot document: what it is, what is left of it, what it is made of, where it is."""
+def lot_view(
+    lot_id: str, created: LotCreated, profile: Profile, state: LotState, cfg: Config
+) -> Document:
+    """The lot document: what it is, what is left of it, what it is made of, where it is, and
+    where its facts came from (:mod:`.provenance`)."""
+    facts: list[Fact] = [
+        *state.created.values(),
+        *state.debits.values(),
+        *state.shipments.values(),
+    ]
     consumed = sum(d.grams for d in state.debits.values())
     missing = sorted(k for k in created.inputs if lot_key(k) not in state.inputs)
     return {
@@ -314,4 +341,5 @@ def lot_view(lot_id: str, created: LotCreated, profile: Profile, state: LotState
         "location": holder(state.shipments),
         "complete": profile.complete,
         "missing_inputs": missing,
+        **provenance.view(created.region, cfg, facts, profile.regions, provenance.LOT_SHOWS),
     }

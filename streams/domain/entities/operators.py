@@ -15,6 +15,7 @@ from streams.domain.entities.alerts import (
     publish_if_changed,
 )
 from streams.domain.entities.effects import Config, Document, Effects
+from streams.domain.entities.provenance import keep
 from streams.domain.messages import Certification, CertificationCheck, CheckedEvent, Message
 from streams.domain.quantities import iso, micros
 from streams.domain.states import FlaggedEvent, OperatorState, PendingCheck, PendingHour
@@ -127,7 +128,7 @@ def _take_in(state: OperatorState, messages: list[Message], now: int) -> Certifi
     """Record certifications, then hold every checked event no certification covers."""
     for message in messages:
         if isinstance(message, Certification):
-            state.certifications.setdefault(message.event_id, message)
+            keep(state.certifications, message)
     index = CertificationTimeline(state.certifications.values())
     for message in messages:
         if not isinstance(message, CertificationCheck):

@@ -47,9 +47,17 @@ def part_key(tally_key: str, source: str) -> str:
     return f"{kind}-part/{rest}#{source}"
 
 
+def _count_regions(counts: dict[str, int], regions: list[str], sign: int) -> None:
+    for region in regions:
+        counts[region] = counts.get(region, 0) + sign
+        if not counts[region]:
+            del counts[region]
+
+
 def _count_recycled(tally: RecycledContentTally, s: RecycledContentShare, sign: int) -> None:
     tally.labels = s.labels
     tally.sources += sign
+    _count_regions(tally.regions, s.regions, sign)
     tally.incomplete += sign * (not s.complete)
     for metal, mass in s.metals.items():
         into = tally.totals.setdefault(metal, MetalMass(0, 0, 0))
@@ -80,6 +88,7 @@ def _apply_recycled(
 def _count_recovered(tally: RecoveryTally, s: RecoveryShare, sign: int) -> None:
     tally.labels = s.labels
     tally.sources += sign
+    _count_regions(tally.regions, s.regions, sign)
     for metal in set(s.input) | set(s.output):
         into = tally.totals.setdefault(metal, RecoveredMetal(0, 0))
         into.input += sign * s.input.get(metal, 0)
@@ -127,6 +136,7 @@ def recycled_content_view(tally: RecycledContentTally) -> Document:
         "batteries": tally.sources,
         "batteries_incomplete": tally.incomplete,
         "metals": metals,
+        "regions": sorted(tally.regions),
         "basis": "mass balance over the lot genealogy; lead over the battery, "
         "cobalt, lithium and nickel over the active materials declared as inputs",
     }
@@ -166,6 +176,7 @@ def recovery_view(tally: RecoveryTally) -> Document:
         **msgspec.structs.asdict(tally.labels),
         "recoveries": tally.sources,
         "metals": metals,
+        "regions": sorted(tally.regions),
     }
 
 
