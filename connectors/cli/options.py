@@ -67,7 +67,12 @@ def add_cluster_options(parser: argparse.ArgumentParser, region_required: bool =
 
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batteries", type=int, default=100, help="new packs per region")
+    parser.add_argument(
+        "--batteries",
+        type=int,
+        default=100,
+        help="new packs per region (the cross-border loops scale with it)",
+    )
     parser.add_argument("--years", type=int, default=1, help="years of production from 2031")
     parser.add_argument("--seed", type=int, default=2031, help="same seed, same events")
 

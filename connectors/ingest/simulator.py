@@ -14,6 +14,15 @@ the EU, Ouranos participants with corporate numbers in Japan):
 * packs made from the refined lots over ``years`` years, shipped to vehicle plants, and their
   state of health reported.
 
+And the loop crosses the border both ways (:class:`_CrossBorder`): earlier packs made in one
+region are sold in the other, collected and shredded there; one of their black-mass lots is
+recovered there and the recovered nickel, cobalt and lithium lots are shipped back to the maker's
+region, the other black-mass lot is shipped back (inside the alliance: no outflow) and recovered
+by the maker's region's recycler. The maker's region refines both with virgin material of its
+own and builds packs of a model of their own (``<region>-PACK-NMC811-X``) from it, whose recycled
+content rests on the partner's recycling. Every event is published by its own operator in its
+own region, and every operator in these loops is certified, so the mirror shares all of it.
+
 Masses are sized so that no lot is overdrawn. Everything comes from one ``random.Random(seed)``:
 the same seed and scale give the same events, ids included. A minority of *bad records*
 (``bad_share``) is produced as well: bytes that are not Avro, and Avro that breaks the models'
@@ -122,6 +131,14 @@ BLACK_MASS = {"nickel": Decimal("0.18"), "cobalt": Decimal("0.06"), "lithium": D
 #: Hydrometallurgical recovery, per metal (Li loses most: up to 30 % and more).
 RECOVERY = {"nickel": (0.93, 0.97), "cobalt": (0.92, 0.96), "lithium": (0.6, 0.85)}
 KG = Decimal("0.001")
+#: HS codes of what is shipped: black mass (no code of its own yet: 3824.99), ores and
+#: concentrates, lithium-ion batteries, and the recovered salts (nickel and cobalt sulphates,
+#: lithium hydroxide).
+HS_BLACK_MASS, HS_ORE, HS_BATTERY = "382499", "253090", "850760"
+HS_RECOVERED = {"nickel": "283324", "cobalt": "283329", "lithium": "282520"}
+#: Certified companies hold their certificate since before the earliest earlier pack was made,
+#: so every step of a cross-border loop is by a certified operator (and the mirror shares it).
+CERTIFIED_SINCE = START - timedelta(days=3100)
 
 
 @dataclass(frozen=True)
@@ -145,19 +162,26 @@ class Simulation:
 def simulate(
     batteries: int = 100, years: int = 1, seed: int = 2031, bad_share: float = 0.02
 ) -> Simulation:
-    """``batteries`` new packs per region, made over ``years`` years from 2031 on."""
+    """``batteries`` new packs per region, made over ``years`` years from 2031 on, and the
+    cross-border loops (:class:`_CrossBorder`) sized from ``batteries``."""
     if batteries < 1 or years < 1:
         raise ValueError("batteries and years must be at least 1")
     rng = random.Random(seed)
     sim = Simulation()
+    loops = {region: _Loop(rng, CASTS[region], batteries, years) for region in Region}
     for region in Region:
-        sim.events += _Loop(rng, CASTS[region], batteries, years).events()
+        sim.events += loops[region].events()
+    for maker, recycler in ((Region.JP, Region.EU), (Region.EU, Region.JP)):
+        sim.events += _CrossBorder(loops[maker], loops[recycler], batteries).events()
     sim.events.sort(key=lambda e: e.occurred_at)
     sim.bad = _bad_records(rng, sim.events, bad_share)
     return sim
 
 
 class _Loop:
+    """One region's companies publishing their events: the region's own closed loop, and the
+    steps its operators take in a cross-border loop."""
+
     def __init__(self, rng: random.Random, cast: Cast, batteries: int, years: int) -> None:
         self.rng = rng
         self.cast = cast
@@ -186,7 +210,7 @@ class _Loop:
         for who in (c.mine_in, c.refiner, c.maker, c.recycler):
             self.out.append(
                 CertificationEvent(
-                    **self.env(c.certifier, START - timedelta(days=30)),
+                    **self.env(c.certifier, CERTIFIED_SINCE),
                     subject_operator_id=who.operator_id,
                     action="certified",
                     scheme_region=c.region,
@@ -201,94 +225,124 @@ class _Loop:
 
     # --- earlier batteries to black mass to recovered lots ------------------------------------
 
+    def earlier_pack(self, battery_id: str, made: datetime) -> Decimal:
+        """A pack made before the simulated period, without traced inputs; returns its mass."""
+        mass = Decimal(self.rng.randint(380, 460))
+        self.out.append(
+            ManufactureEvent(
+                **self.env(self.cast.maker, made),
+                battery_id=battery_id,
+                passport_id=self.uid(),
+                level="pack",
+                category="ev",
+                model=f"{self.tag}-PACK-2024",
+                chemistry="NMC622",
+                mass_kg=mass,
+                capacity_kwh=Decimal(self.rng.randint(55, 70)),
+                inputs=[],
+                components=[],
+            )
+        )
+        return mass
+
+    def collect(self, battery_id: str) -> None:
+        self.out.append(
+            UseCollectionEvent(
+                **self.env(self.cast.recycler, self.day(0, 40)),
+                battery_id=battery_id,
+                action="collected",
+                status="waste",
+            )
+        )
+
+    def shred(self, lot_id: str, packs: list[tuple[str, Decimal, str]]) -> Decimal:
+        """Shred (battery id, mass, waste origin) into black-mass lot ``lot_id``; its mass."""
+        mass = (sum(m for _, m, _ in packs) * Decimal("0.62")).quantize(KG)
+        self.out.append(
+            ShreddingEvent(
+                **self.env(self.cast.recycler, self.day(45, 60)),
+                black_mass_lot_id=lot_id,
+                inputs=[{"battery_id": b, "mass_kg": m, "waste_origin": o} for b, m, o in packs],
+                mass_kg=mass,
+                composition=BLACK_MASS,
+                gate_fee=self.money(0.5, 1.5),
+            )
+        )
+        return mass
+
+    def recover(
+        self, lot_id: str, mass: Decimal, prefix: str, suffix: str
+    ) -> dict[str, tuple[str, Decimal]]:
+        """Recover a black-mass lot into one lot ``<prefix>-<NI|CO|LI>-<suffix>`` per metal;
+        returns metal -> (recovered lot id, its mass)."""
+        outputs = []
+        recovered = {}
+        for metal, (_, material, content) in PACK_METALS.items():
+            metal_in = mass * BLACK_MASS[metal]
+            got = (metal_in * Decimal(str(self.rng.uniform(*RECOVERY[metal])))).quantize(KG)
+            out_id = f"{prefix}-{metal[:2].upper()}-{suffix}"
+            out_mass = (got / content).quantize(KG)
+            outputs.append(
+                {
+                    "lot_id": out_id,
+                    "form": "recovered",
+                    "material": material,
+                    "mass_kg": out_mass,
+                    "composition": {metal: content},
+                }
+            )
+            recovered[metal] = (out_id, out_mass)
+        self.out.append(
+            RecoveryEvent(
+                **self.env(self.cast.recycler, self.day(65, 80)),
+                black_mass_lot_id=lot_id,
+                input_mass_kg=mass,
+                process="hydrometallurgical",
+                outputs=outputs,
+                offtake_price=self.money(8, 20),
+            )
+        )
+        return recovered
+
     def end_of_life(self) -> dict[str, list[tuple[str, Decimal]]]:
         """Shred earlier packs and scrap; export one black-mass lot, recover the rest."""
-        c, tag = self.cast, self.tag
+        tag = self.tag
         old = max(4, self.batteries // 8)
         packs = []
         for i in range(old + 2):
             scrap = i >= old  # two packs rejected at end of line: pre-consumer waste
             battery_id = f"{tag}-{'SCRAP' if scrap else 'OLD'}-PACK-{i:05d}"
-            mass = Decimal(self.rng.randint(380, 460))
             made = START - timedelta(days=self.rng.randint(2000, 3000) if not scrap else 20)
-            self.out.append(
-                ManufactureEvent(
-                    **self.env(c.maker, made),
-                    battery_id=battery_id,
-                    passport_id=self.uid(),
-                    level="pack",
-                    category="ev",
-                    model=f"{tag}-PACK-2024",
-                    chemistry="NMC622",
-                    mass_kg=mass,
-                    capacity_kwh=Decimal(self.rng.randint(55, 70)),
-                    inputs=[],
-                    components=[],
-                )
-            )
+            mass = self.earlier_pack(battery_id, made)
             if not scrap:
-                self.out.append(
-                    UseCollectionEvent(
-                        **self.env(c.recycler, self.day(0, 40)),
-                        battery_id=battery_id,
-                        action="collected",
-                        status="waste",
-                    )
-                )
+                self.collect(battery_id)
             packs.append((battery_id, mass, "pre_consumer" if scrap else "post_consumer"))
         recovered: dict[str, list[tuple[str, Decimal]]] = {m: [] for m in PACK_METALS}
         lots = [packs[i : i + 5] for i in range(0, len(packs), 5)]
         for n, group in enumerate(lots):
             lot_id = f"{tag}-BM-{n:04d}"
-            mass = (sum(m for _, m, _ in group) * Decimal("0.62")).quantize(KG)
-            self.out.append(
-                ShreddingEvent(
-                    **self.env(c.recycler, self.day(45, 60)),
-                    black_mass_lot_id=lot_id,
-                    inputs=[
-                        {"battery_id": b, "mass_kg": m, "waste_origin": o} for b, m, o in group
-                    ],
-                    mass_kg=mass,
-                    composition=BLACK_MASS,
-                    gate_fee=self.money(0.5, 1.5),
-                )
-            )
+            mass = self.shred(lot_id, group)
             if n == 0 and len(lots) > 1:  # sold abroad: leaves the alliance
-                self.out.append(self.ship_lot(lot_id, mass, c.recycler, c.export_to, "382499"))
+                c = self.cast
+                self.out.append(self.ship_lot(lot_id, mass, c.export_to, HS_BLACK_MASS))
                 continue
-            outputs = []
-            for metal, (_, material, content) in PACK_METALS.items():
-                metal_in = mass * BLACK_MASS[metal]
-                got = (metal_in * Decimal(str(self.rng.uniform(*RECOVERY[metal])))).quantize(KG)
-                out_id = f"{tag}-REC-{metal[:2].upper()}-{n:04d}"
-                out_mass = (got / content).quantize(KG)
-                outputs.append(
-                    {
-                        "lot_id": out_id,
-                        "form": "recovered",
-                        "material": material,
-                        "mass_kg": out_mass,
-                        "composition": {metal: content},
-                    }
-                )
-                recovered[metal].append((out_id, out_mass))
-            self.out.append(
-                RecoveryEvent(
-                    **self.env(c.recycler, self.day(65, 80)),
-                    black_mass_lot_id=lot_id,
-                    input_mass_kg=mass,
-                    process="hydrometallurgical",
-                    outputs=outputs,
-                    offtake_price=self.money(8, 20),
-                )
-            )
+            for metal, lot in self.recover(lot_id, mass, f"{tag}-REC", f"{n:04d}").items():
+                recovered[metal].append(lot)
         return recovered
 
     def ship_lot(
-        self, lot_id: str, mass: Decimal, sender: Company, receiver: Company, hs: str
+        self,
+        lot_id: str,
+        mass: Decimal,
+        receiver: Company,
+        hs: str,
+        sender: Company | None = None,
+        days: tuple[int, int] = (60, 90),
     ) -> ShipmentEvent:
+        """The shipment of a whole lot, by ``sender`` (the region's recycler unless named)."""
+        sender = sender or self.cast.recycler
         return ShipmentEvent(
-            **self.env(sender, self.day(60, 90)),
+            **self.env(sender, self.day(*days)),
             subject="lot",
             subject_id=lot_id,
             mass_kg=mass,
@@ -303,6 +357,66 @@ class _Loop:
 
     # --- mines and refining -------------------------------------------------------------------
 
+    def mine(
+        self, metal: str, mine: Company, ore_id: str, metal_kg: Decimal, when: datetime
+    ) -> dict[str, Any]:
+        """Extract ore carrying at least ``metal_kg`` of ``metal`` (1 kg more ore, so a batch
+        always takes some), ship it to the refiner if abroad; return the refining input."""
+        c = self.cast
+        form, ore_name, ore_share = ORE[metal]
+        ore_mass = (metal_kg / ore_share).quantize(KG) + 1
+        self.out.append(
+            ExtractionEvent(
+                **self.env(mine, when),
+                lot_id=ore_id,
+                form=form,
+                material=ore_name,
+                mass_kg=ore_mass,
+                composition={metal: ore_share},
+                country=mine.country,
+                offtake_price=self.money(1, 30),
+            )
+        )
+        if mine.country != c.refiner.country:
+            self.out.append(self.ship_lot(ore_id, ore_mass, c.refiner, HS_ORE, sender=mine))
+        return {
+            "lot_id": ore_id,
+            "mass_kg": ore_mass,
+            "supplier_id": mine.operator_id,
+            "unit_price": self.money(1, 30),
+            "contract_volume_kg": (ore_mass * 4).quantize(KG),
+        }
+
+    def refining(
+        self,
+        metal: str,
+        batch_id: str,
+        out_id: str,
+        inputs: list[dict[str, Any]],
+        metal_in: Decimal,
+        when: datetime,
+    ) -> None:
+        """A refining batch of ``inputs`` (holding ``metal_in`` kg of the metal) into one lot of
+        the metal's refined product, with 2 % process loss."""
+        _, material, content = PACK_METALS[metal]
+        self.out.append(
+            RefiningEvent(
+                **self.env(self.cast.refiner, when),
+                batch_id=batch_id,
+                process="hydrometallurgical",
+                inputs=inputs,
+                outputs=[
+                    {
+                        "lot_id": out_id,
+                        "form": "refined",
+                        "material": material,
+                        "mass_kg": (metal_in * Decimal("0.98") / content).quantize(KG),
+                        "composition": {metal: content},
+                    }
+                ],
+            )
+        )
+
     def refine(self, recovered: dict[str, list[tuple[str, Decimal]]]) -> dict[str, list[str]]:
         """One refining batch per metal and year: a part of every recovered lot plus mined ore,
         giving a refined lot sized for that year's packs (2 % process loss)."""
@@ -310,7 +424,7 @@ class _Loop:
         refined: dict[str, list[str]] = {}
         per_year = [self.batteries // self.years] * self.years
         per_year[-1] += self.batteries - sum(per_year)
-        for metal, (per_pack, material, content) in PACK_METALS.items():
+        for metal, (per_pack, _, content) in PACK_METALS.items():
             refined[metal] = []
             for year, packs in enumerate(per_year):
                 need = per_pack * packs * Decimal("1.05")  # what the packs take, with headroom
@@ -323,57 +437,76 @@ class _Loop:
                     inputs.append({"lot_id": lot_id, "mass_kg": part})
                     metal_in += part * content
                 mined_metal = max(Decimal(0), need / Decimal("0.98") - metal_in)
-                form, ore_name, ore_share = ORE[metal]
                 mine = c.mine_out if metal == "lithium" else c.mine_in
                 ore_id = f"{tag}-ORE-{metal[:2].upper()}-{year}"
-                ore_mass = (mined_metal / ore_share).quantize(KG) + 1
                 mined_at = self.day(year * 365 + 1, year * 365 + 30)
-                self.out.append(
-                    ExtractionEvent(
-                        **self.env(mine, mined_at),
-                        lot_id=ore_id,
-                        form=form,
-                        material=ore_name,
-                        mass_kg=ore_mass,
-                        composition={metal: ore_share},
-                        country=mine.country,
-                        offtake_price=self.money(1, 30),
-                    )
-                )
-                if mine.country != c.refiner.country:
-                    self.out.append(self.ship_lot(ore_id, ore_mass, mine, c.refiner, "253090"))
-                inputs.append(
-                    {
-                        "lot_id": ore_id,
-                        "mass_kg": ore_mass,
-                        "supplier_id": mine.operator_id,
-                        "unit_price": self.money(1, 30),
-                        "contract_volume_kg": (ore_mass * 4).quantize(KG),
-                    }
-                )
-                metal_in += ore_mass * ore_share
+                ore = self.mine(metal, mine, ore_id, mined_metal, mined_at)
+                inputs.append(ore)
+                metal_in += ore["mass_kg"] * ORE[metal][2]
                 out_id = f"{tag}-{metal[:2].upper()}-REFINED-{year}"
-                self.out.append(
-                    RefiningEvent(
-                        **self.env(c.refiner, self.day(year * 365 + 91, year * 365 + 110)),
-                        batch_id=f"{tag}-BATCH-{metal[:2].upper()}-{year}",
-                        process="hydrometallurgical",
-                        inputs=inputs,
-                        outputs=[
-                            {
-                                "lot_id": out_id,
-                                "form": "refined",
-                                "material": material,
-                                "mass_kg": (metal_in * Decimal("0.98") / content).quantize(KG),
-                                "composition": {metal: content},
-                            }
-                        ],
-                    )
-                )
+                batch_id = f"{tag}-BATCH-{metal[:2].upper()}-{year}"
+                when = self.day(year * 365 + 91, year * 365 + 110)
+                self.refining(metal, batch_id, out_id, inputs, metal_in, when)
                 refined[metal].append(out_id)
         return refined
 
     # --- new packs ----------------------------------------------------------------------------
+
+    def pack(self, battery_id: str, model: str, lots: dict[str, str], made: datetime) -> None:
+        """A new NMC811 pack made from one refined lot per metal."""
+        c = self.cast
+        capacity = Decimal(self.rng.randint(70, 82))
+        inputs = []
+        for metal, (per_pack, _, content) in PACK_METALS.items():
+            inputs.append(
+                {
+                    "lot_id": lots[metal],
+                    "mass_kg": (per_pack / content).quantize(KG),
+                    "supplier_id": c.refiner.operator_id,
+                    "unit_price": self.money(5, 40),
+                    "contract_volume_kg": Decimal(50_000),
+                }
+            )
+        footprint = Decimal(str(round(self.rng.uniform(55, 85), 1)))
+        self.out.append(
+            ManufactureEvent(
+                **self.env(c.maker, made),
+                battery_id=battery_id,
+                passport_id=self.uid(),
+                level="pack",
+                category="ev",
+                model=model,
+                chemistry="NMC811",
+                mass_kg=Decimal(self.rng.randint(420, 480)),
+                capacity_kwh=capacity,
+                inputs=inputs,
+                components=[],
+                carbon_footprint={
+                    "kg_co2e_per_kwh": footprint,
+                    "raw_material_kg_co2e_per_kwh": (footprint * Decimal("0.6")).quantize(KG),
+                    "production_kg_co2e_per_kwh": (footprint * Decimal("0.3")).quantize(KG),
+                },
+            )
+        )
+
+    def ship_pack(self, battery_id: str, when: datetime, to: Company) -> None:
+        """The maker ships a pack to a vehicle plant (``to``), in its region or abroad."""
+        c = self.cast
+        self.out.append(
+            ShipmentEvent(
+                **self.env(c.maker, when),
+                subject="battery",
+                subject_id=battery_id,
+                mass_kg=Decimal(450),
+                from_site_id=c.maker.site_id,
+                from_country=c.maker.country,
+                to_site_id=to.site_id,
+                to_country=to.country,
+                hs_code=HS_BATTERY,
+                consignee_id=to.operator_id,
+                invoice_value=self.money(6_000, 9_000),
+            )
+        )
 
     def manufacture(self, refined: dict[str, list[str]]) -> None:
         c, tag = self.cast, self.tag
@@ -382,54 +515,9 @@ class _Loop:
             year = min(i // max(per_year, 1), self.years - 1)
             made = self.day(year * 365 + 120, year * 365 + 330)
             battery_id = f"{tag}-PACK-{year + 2031}-{i:06d}"
-            capacity = Decimal(self.rng.randint(70, 82))
-            inputs = []
-            for metal, (per_pack, _, content) in PACK_METALS.items():
-                inputs.append(
-                    {
-                        "lot_id": refined[metal][year],
-                        "mass_kg": (per_pack / content).quantize(KG),
-                        "supplier_id": c.refiner.operator_id,
-                        "unit_price": self.money(5, 40),
-                        "contract_volume_kg": Decimal(50_000),
-                    }
-                )
-            footprint = Decimal(str(round(self.rng.uniform(55, 85), 1)))
-            self.out.append(
-                ManufactureEvent(
-                    **self.env(c.maker, made),
-                    battery_id=battery_id,
-                    passport_id=self.uid(),
-                    level="pack",
-                    category="ev",
-                    model=f"{tag}-PACK-NMC811-{'A' if i % 3 else 'B'}",
-                    chemistry="NMC811",
-                    mass_kg=Decimal(self.rng.randint(420, 480)),
-                    capacity_kwh=capacity,
-                    inputs=inputs,
-                    components=[],
-                    carbon_footprint={
-                        "kg_co2e_per_kwh": footprint,
-                        "raw_material_kg_co2e_per_kwh": (footprint * Decimal("0.6")).quantize(KG),
-                        "production_kg_co2e_per_kwh": (footprint * Decimal("0.3")).quantize(KG),
-                    },
-                )
-            )
-            self.out.append(
-                ShipmentEvent(
-                    **self.env(c.maker, made + timedelta(days=3)),
-                    subject="battery",
-                    subject_id=battery_id,
-                    mass_kg=Decimal(450),
-                    from_site_id=c.maker.site_id,
-                    from_country=c.maker.country,
-                    to_site_id=c.vehicle_plant.site_id,
-                    to_country=c.vehicle_plant.country,
-                    hs_code="850760",
-                    consignee_id=c.vehicle_plant.operator_id,
-                    invoice_value=self.money(6_000, 9_000),
-                )
-            )
+            model = f"{tag}-PACK-NMC811-{'A' if i % 3 else 'B'}"
+            self.pack(battery_id, model, {m: lots[year] for m, lots in refined.items()}, made)
+            self.ship_pack(battery_id, made + timedelta(days=3), c.vehicle_plant)
             self.out.append(
                 UseCollectionEvent(
                     **self.env(c.maker, made + timedelta(days=self.rng.randint(30, 200))),
@@ -439,6 +527,81 @@ class _Loop:
                     state_of_health=Decimal(str(round(self.rng.uniform(0.9, 1.0), 3))),
                 )
             )
+
+
+class _CrossBorder:
+    """The loop across the border, one way: packs made in ``maker``'s region, sold in
+    ``recycler``'s, recycled there, their metals back home in new packs.
+
+    1. ``maker`` made earlier packs (``<M>-EXPORT-PACK-n``) and shipped them to ``recycler``'s
+       vehicle plant, where the vehicles were sold;
+    2. ``recycler``'s recycler collects them and shreds them into two black-mass lots
+       (``<R>-XBM-0000``, ``<R>-XBM-0001``);
+    3. it recovers the first (``<R>-XREC-<NI|CO|LI>-<R>0000``) and ships the recovered lots to
+       ``maker``'s refiner; it ships the second, as black mass, to ``maker``'s recycler (inside
+       the alliance: no outflow), who recovers it (``<M>-XREC-<NI|CO|LI>-<R>0001``);
+    4. ``maker``'s refiner refines both recovered lots of each metal with virgin ore from its
+       certified mine (``<M>-XBATCH-<NI|CO|LI>`` into ``<M>-<NI|CO|LI>-XREFINED``), and its
+       maker builds packs of model ``<M>-PACK-NMC811-X`` (``<M>-XPACK-2031-n``) from them.
+
+    Every event is published by the operator that acts, in its own region, with that region's
+    ids and currency; every operator taking part is certified (since before the earlier packs
+    were made), so the mirror shares every step.
+    """
+
+    def __init__(self, maker: _Loop, recycler: _Loop, batteries: int) -> None:
+        self.maker = maker
+        self.recycler = recycler
+        self.exported = max(2, batteries // 20)
+        # Six new packs per pack recycled: recovered metal covers part of each metal, so every
+        # batch mixes it with virgin ore (cobalt, recovered best, would otherwise cover it all).
+        self.packs = 6 * self.exported
+
+    def events(self) -> list[Event]:
+        m, r = self.maker, self.recycler
+        first = len(m.out), len(r.out)
+        sold = []
+        for i in range(self.exported):
+            battery_id = f"{m.tag}-EXPORT-PACK-{i:05d}"
+            made = START - timedelta(days=m.rng.randint(2000, 3000))
+            mass = m.earlier_pack(battery_id, made)
+            m.ship_pack(battery_id, made + timedelta(days=3), r.cast.vehicle_plant)
+            r.collect(battery_id)
+            sold.append((battery_id, mass, "post_consumer"))
+        half = (len(sold) + 1) // 2
+        here, home = f"{r.tag}-XBM-0000", f"{r.tag}-XBM-0001"
+        here_mass, home_mass = r.shred(here, sold[:half]), r.shred(home, sold[half:])
+        back = r.recover(here, here_mass, f"{r.tag}-XREC", f"{r.tag}0000")
+        for metal, (lot_id, mass) in back.items():
+            hs = HS_RECOVERED[metal]
+            r.out.append(r.ship_lot(lot_id, mass, m.cast.refiner, hs, days=(81, 90)))
+        r.out.append(r.ship_lot(home, home_mass, m.cast.recycler, HS_BLACK_MASS, days=(61, 64)))
+        at_home = m.recover(home, home_mass, f"{m.tag}-XREC", f"{r.tag}0001")
+        refined = self.refine([back, at_home])
+        for i in range(self.packs):
+            made = m.day(120, 330)
+            m.pack(f"{m.tag}-XPACK-2031-{i:06d}", f"{m.tag}-PACK-NMC811-X", refined, made)
+        return m.out[first[0] :] + r.out[first[1] :]
+
+    def refine(self, recovered: list[dict[str, tuple[str, Decimal]]]) -> dict[str, str]:
+        """One batch per metal: all of both recovered lots, topped up with virgin ore to what
+        the packs take (with headroom); returns metal -> refined lot id."""
+        m = self.maker
+        refined = {}
+        for metal, (per_pack, _, content) in PACK_METALS.items():
+            lots = [r[metal] for r in recovered]
+            inputs: list[dict[str, Any]] = [{"lot_id": i, "mass_kg": kg} for i, kg in lots]
+            metal_in = sum((kg * content for _, kg in lots), Decimal(0))
+            need = per_pack * self.packs * Decimal("1.05")
+            mined = max(Decimal(0), need / Decimal("0.98") - metal_in)
+            code = metal[:2].upper()
+            ore = m.mine(metal, m.cast.mine_in, f"{m.tag}-XORE-{code}", mined, m.day(1, 30))
+            inputs.append(ore)
+            metal_in += ore["mass_kg"] * ORE[metal][2]
+            out_id = f"{m.tag}-{code}-XREFINED"
+            m.refining(metal, f"{m.tag}-XBATCH-{code}", out_id, inputs, metal_in, m.day(91, 110))
+            refined[metal] = out_id
+        return refined
 
 
 def _bad_records(rng: random.Random, events: list[Event], share: float) -> list[BadRecord]:

@@ -60,7 +60,11 @@ def register(sub: Subcommands) -> None:
             "operators, mines inside and outside the alliance, refining of mined and recovered "
             "material, packs made and shipped, earlier batteries collected and shredded into "
             "black mass (pre- and post-consumer), recovery, and one black-mass lot exported out "
-            "of the alliance. A minority of bad records is included. Writes JSON Lines (to "
+            "of the alliance. And loops across the border both ways: packs made in one region "
+            "are sold, collected and recycled in the other; recovered nickel, cobalt and lithium "
+            "and a black-mass lot go back (inside the alliance: no outflow) and are refined with "
+            "virgin material into new packs of the maker's region (model <region>-PACK-NMC811-X). "
+            "A minority of bad records is included. Writes JSON Lines (to "
             "--out or stdout), or with --publish sends every event to its region's cluster "
             "(BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP) and the bad records as they are."
         ),

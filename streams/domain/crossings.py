@@ -1,0 +1,63 @@
+"""Closed loops across the alliance: how much recovered metal crossed the EU-Japan border each
+way, computed from the events alone.
+
+A recovery's output lots are recycled material. A shipment of such a lot from one side of the
+alliance to the other (an EU member state to Japan, or back) is the moment a loop closes across
+the border: what was recycled on one side goes into new batteries on the other. Shipments out
+of the alliance are outflows (alerted by the processors) and count here in neither direction;
+so do shipments within one side (DE to FI) and shipments of anything else (black mass is not yet
+recovered material).
+
+Pure and order-independent: a shipment read before the recovery that made its lot counts the
+same, and masses are integer micrograms (shipped grams x composition ppm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from schemas.events import Event, RecoveryEvent, ShipmentEvent, ShipmentSubject
+from schemas.values import EU_MEMBER_STATES
+from streams.domain.quantities import grams, kg_from_micrograms, ppm
+
+#: The two directions, as ``<from side>-><to side>``.
+DIRECTIONS = ("EU->JP", "JP->EU")
+
+
+def alliance_side(country: str) -> str | None:
+    """``"EU"`` for a member state, ``"JP"`` for Japan, None outside the alliance."""
+    if country == "JP":
+        return "JP"
+    return "EU" if country in EU_MEMBER_STATES else None
+
+
+def recovered_across_alliance(events: Iterable[Event]) -> dict[str, dict[str, int]]:
+    """Micrograms of each metal in recovered lots shipped across the border, per direction
+    (both directions always present; metals in name order, only those that crossed)."""
+    recovered: dict[str, dict[str, int]] = {}  # lot id -> metal -> ppm
+    shipments: list[ShipmentEvent] = []
+    for event in events:
+        if isinstance(event, RecoveryEvent):
+            for output in event.outputs:
+                recovered[output.lot_id] = {
+                    metal.value: ppm(share) for metal, share in output.composition.items() if share
+                }
+        elif isinstance(event, ShipmentEvent) and event.subject is ShipmentSubject.lot:
+            shipments.append(event)
+    crossed: dict[str, dict[str, int]] = {d: {} for d in DIRECTIONS}
+    for shipment in shipments:
+        composition = recovered.get(shipment.subject_id)
+        here, there = alliance_side(shipment.from_country), alliance_side(shipment.to_country)
+        if composition is None or here is None or there is None or here == there:
+            continue
+        into = crossed[f"{here}->{there}"]
+        for metal, part in composition.items():
+            into[metal] = into.get(metal, 0) + grams(shipment.mass_kg) * part
+    return {d: dict(sorted(metals.items())) for d, metals in crossed.items()}
+
+
+def crossings_view(crossed: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, str]]:
+    """:func:`recovered_across_alliance` in kg of metal, as a summary prints it."""
+    return {
+        d: {m: kg_from_micrograms(ug) for m, ug in metals.items()} for d, metals in crossed.items()
+    }
