@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +37,13 @@ from connectors.mirror.agent import MirrorAgent, MirrorMetrics, Totals
 from connectors.mirror.options import MirrorOptions
 from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
 from schemas.values import Region
+from streams.domain.crossings import (
+    crossed_in_ledger,
+    crossings_view,
+    partner_recycling_in_ledger,
+)
 
-WATCHED = ("passports", "recycled-content", "recovery", "alerts")
+WATCHED = ("passports", "lots", "recycled-content", "recovery", "alerts")
 
 
 @dataclass
@@ -241,7 +247,12 @@ def _summary(
             }
             if metals:
                 recycled.append(
-                    {**_labels(tally), "batteries": tally["batteries"], "metals": metals}
+                    {
+                        **_labels(tally),
+                        "batteries": tally["batteries"],
+                        "batteries_incomplete": tally["batteries_incomplete"],
+                        "metals": metals,
+                    }
                 )
         recovery = []
         for tally in docs["recovery"].values():
@@ -280,9 +291,31 @@ def _summary(
         "backend": backend,
         "complete": complete,
         "regions": regions,
+        "alliance": alliance_summary(
+            {
+                region.value: watcher.outputs.documents["lots"]
+                for region, watcher in watchers.items()
+            }
+        ),
         "mirrors": mirrors,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def alliance_summary(lots_by_region: dict[str, dict[bytes, Any]]) -> dict[str, Any]:
+    """Closed loops across the alliance as each region's ledger has them (from its own lot
+    documents, replicas included): recovered metal that crossed the border each way, and the
+    recycled metal each region's refiners took from the partner's recycling, in kg; and
+    whether the two ledgers agree."""
+    per_region: dict[str, Any] = {}
+    for region, lots in lots_by_region.items():
+        by_id = {key.decode(): doc for key, doc in lots.items()}
+        per_region[region] = {
+            "recovered_crossing": crossings_view(crossed_in_ledger(by_id)),
+            "refined_from_partner_recycling": crossings_view(partner_recycling_in_ledger(by_id)),
+        }
+    figures = list(per_region.values())
+    return {"ledgers": per_region, "agree": all(f == figures[0] for f in figures)}
 
 
 def mirror_summary(totals: Totals) -> dict[str, Any]:
@@ -303,6 +336,13 @@ def _labels(tally: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tally.items() if k not in _NOT_LABELS}
 
 
+def _incomplete(tally: dict[str, Any]) -> str:
+    """Batteries whose inputs this ledger does not all hold: events of operators the partner's
+    mirror did not share (uncertified ones), so the figures above rest on part of the chain."""
+    missing = tally.get("batteries_incomplete", 0)
+    return f"; {missing} with inputs this ledger does not hold" if missing else ""
+
+
 def _pct(value: str | None) -> str:
     return "   -  " if value is None else f"{100 * float(value):5.1f}%"
 
@@ -321,7 +361,7 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
         for tally in r["recycled_content"]:
             w(
                 f"  {tally['model']} by {tally['manufacturer']} at {tally['plant']}, "
-                f"{tally['year']} ({tally['batteries']} batteries)\n"
+                f"{tally['year']} ({tally['batteries']} batteries{_incomplete(tally)})\n"
             )
             for metal, m in tally["metals"].items():
                 w(
@@ -343,6 +383,7 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
         w(f"open alerts: {r['open_alerts'] or 'none'}\n")
         for outflow in r["outflows"]:
             w(f"  outflow: {outflow}\n")
+    _print_alliance(s["alliance"], w)
     w("\n== mirrors ==\n")
     for direction, m in s["mirrors"].items():
         w(
@@ -350,3 +391,27 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
             f"confidential field values removed, other redactions "
             f"{m['other_redactions'] or 'none'}, filtered {m['filtered'] or 'none'}\n"
         )
+
+
+def _print_alliance(alliance: dict[str, Any], w: Callable[[str], Any]) -> None:
+    ledgers = alliance["ledgers"]
+    regions = list(ledgers)
+    w("\n== closed loops across the alliance ==\n")
+    w(f"kg of metal, as each region's ledger computes it ({' | '.join(regions)}):\n")
+    labels: dict[str, tuple[str, Callable[[str], str]]] = {
+        "recovered_crossing": ("recovered material crossing", lambda d: d.replace("->", " -> ")),
+        "refined_from_partner_recycling": (
+            "recycled metal refined from the partner's recycling",
+            lambda side: f"refined in {side}",
+        ),
+    }
+    for name, (title, label) in labels.items():
+        w(f"  {title}:\n")
+        for key in ledgers[regions[0]][name]:
+            metals = sorted({m for r in regions for m in ledgers[r][name][key]})
+            for metal in metals:
+                values = [ledgers[r][name][key].get(metal, "0") for r in regions]
+                same = "agree" if len(set(values)) == 1 else "DIFFER"
+                shown = " | ".join(f"{Decimal(v):>10.3f}" for v in values)
+                w(f"    {label(key):16} {metal:8} {shown}  {same}\n")
+    w("  the regions' ledgers " + ("agree\n" if alliance["agree"] else "DO NOT agree\n"))

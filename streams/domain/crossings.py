@@ -15,6 +15,8 @@ same, and masses are integer micrograms (shipped grams x composition ppm).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
 
 from schemas.events import Event, RecoveryEvent, ShipmentEvent, ShipmentSubject
 from schemas.values import EU_MEMBER_STATES
@@ -61,3 +63,55 @@ def crossings_view(crossed: Mapping[str, Mapping[str, int]]) -> dict[str, dict[s
     return {
         d: {m: kg_from_micrograms(ug) for m, ug in metals.items()} for d, metals in crossed.items()
     }
+
+
+# --- the same loops read from a ledger's lot documents --------------------------------------
+# What a region's processors publish is all a dashboard (or the demo) has: these read the
+# crossings from the lot documents, so each region's figures come from its own ledger, and the
+# two regions can be compared.
+
+
+def _grams(kg: str) -> int:
+    return grams(Decimal(kg))
+
+
+def crossed_in_ledger(lots: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Micrograms of each metal in recovered lots that now lie on the other side of the border
+    from where they were recovered (home region -> the side of their last known location), per
+    direction, from one ledger's lot documents."""
+    crossed: dict[str, dict[str, int]] = {d: {} for d in DIRECTIONS}
+    for lot in lots.values():
+        location = lot.get("location")
+        if lot.get("kind") != "recovered" or not location:
+            continue
+        home, there = lot.get("home_region"), alliance_side(location.get("country") or "")
+        if there is None or home == there:
+            continue
+        into = crossed[f"{home}->{there}"]
+        mass = _grams(lot["mass_kg"])
+        for metal, part in lot["composition"].items():
+            into[metal] = into.get(metal, 0) + mass * ppm(Decimal(part))
+    return {d: dict(sorted(metals.items())) for d, metals in crossed.items()}
+
+
+def partner_recycling_in_ledger(
+    lots: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, int]]:
+    """Micrograms of each metal that a region's refiners took from lots recovered in the other
+    region, per refining region (``"JP"``: refined in Japan from EU recycling), from one
+    ledger's lot documents: the recycled content that rests on the partner's recycling."""
+    rests: dict[str, dict[str, int]] = {side: {} for side in ("EU", "JP")}
+    for lot in lots.values():
+        region = lot.get("home_region")
+        if lot.get("kind") != "refined" or region not in rests:
+            continue
+        for input_id, kg in lot.get("inputs", {}).items():
+            source = lots.get(input_id)
+            if source is None or source.get("kind") != "recovered":
+                continue
+            if source.get("home_region") in (None, region):
+                continue
+            into = rests[region]
+            for metal, part in source["composition"].items():
+                into[metal] = into.get(metal, 0) + _grams(kg) * ppm(Decimal(part))
+    return {side: dict(sorted(metals.items())) for side, metals in rests.items()}

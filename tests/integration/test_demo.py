@@ -54,6 +54,14 @@ def test_the_demo_shows_the_whole_system_and_leaves_nothing_running() -> None:
         assert shares and max(shares) > 0, f"{region}: no recycled content"
         assert r["open_alerts"].get("outflow", 0) >= 1, region
         assert r["recovery"], region
+    # the loops cross the border both ways, and both regions' ledgers say the same of them
+    alliance = summary["alliance"]
+    assert alliance["agree"], alliance
+    for ledger in alliance["ledgers"].values():
+        for direction, refined_in in (("EU->JP", "JP"), ("JP->EU", "EU")):
+            crossed = ledger["recovered_crossing"][direction]
+            assert Decimal(crossed["nickel"]) > 0, direction
+            assert ledger["refined_from_partner_recycling"][refined_in] == crossed
     for direction in ("eu-to-jp", "jp-to-eu"):
         mirror = summary["mirrors"][direction]
         assert mirror["mirrored"] > 0 and mirror["confidential_values_removed"] > 0, direction

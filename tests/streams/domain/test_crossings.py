@@ -105,3 +105,43 @@ def test_sides_of_the_alliance() -> None:
         None,
         None,
     ]
+
+
+def test_each_regions_ledger_reads_the_same_loops_from_its_lot_documents() -> None:
+    """The simulated chain through an EU and a JP ledger, each with its own events and the
+    partner's as the mirror delivers them (redacted; uncertified operators' events withheld):
+    both ledgers' lot documents give the crossings the events give, and agree on the
+    recycled metal that rests on the partner's recycling."""
+    from connectors.ingest.simulator import simulate
+    from streams.domain.crossings import crossed_in_ledger, partner_recycling_in_ledger
+    from streams.domain.entities import Config
+    from streams.domain.local import LocalLedger
+    from tests.streams.domain.test_alliance import as_mirrored
+
+    events = simulate(20, 1, 7, 0.0).events
+    certified = {
+        e.subject_operator_id
+        for e in events
+        if e.event_type == "certification" and e.action == "certified"  # type: ignore[attr-defined]
+    }
+    ledgers = {}
+    for region in ("EU", "JP"):
+        ledger = LocalLedger(Config(grace_ms=60_000, region=region))
+        ledger.submit([e for e in events if e.region.value == region])
+        ledger.submit(
+            [
+                as_mirrored(e, region)
+                for e in events
+                if e.region.value != region and e.operator_id in certified
+            ]
+        )
+        ledger.run()
+        ledgers[region] = ledger.output("lots")
+    crossed = {r: crossed_in_ledger(lots) for r, lots in ledgers.items()}
+    assert crossed["EU"] == crossed["JP"] == recovered_across_alliance(events)
+    assert all(crossed["EU"][d] for d in ("EU->JP", "JP->EU"))
+    rests = {r: partner_recycling_in_ledger(lots) for r, lots in ledgers.items()}
+    assert rests["EU"] == rests["JP"]
+    # what Japan's refiners took from EU recycling is what crossed EU->JP, all of it refined
+    assert rests["EU"]["JP"] == crossed["EU"]["EU->JP"]
+    assert rests["EU"]["EU"] == crossed["EU"]["JP->EU"]
