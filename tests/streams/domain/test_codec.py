@@ -27,7 +27,7 @@ from streams.domain.engine import group_by_key
 from streams.domain.entities import ALERTS, Config, document
 from streams.domain.local import LocalLedger
 from streams.domain.messages import Addressed
-from streams.domain.states import STATE_TYPES
+from streams.domain.states import STATE_TYPES, OperatorState, State
 from tests import scenarios
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -38,6 +38,20 @@ DOCUMENT_KINDS = ("lot", "battery", "operator", "recycled-content", "recovery")
 def fixture(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
     return loaded
+
+
+def without_accepted(states: dict[str, State]) -> dict[str, State]:
+    """``states`` with operators' accepted events left out: version 1 did not keep them (an
+    event its certification covered was forgotten), so a loaded version-1 operator starts
+    with none, and only a revocation read later could tell the difference."""
+    out: dict[str, State] = {}
+    for key, state in states.items():
+        if isinstance(state, OperatorState):
+            state = decode_state(key, encode_state(state))
+            assert isinstance(state, OperatorState)
+            state.accepted, state.accepted_by_hour = {}, {}
+        out[key] = state
+    return out
 
 
 def captured_events() -> list[Event]:
@@ -102,7 +116,7 @@ def test_version_1_states_give_the_documents_todays_code_computes_from_scratch()
             now, cfg = final["now"], expected.config
             assert document(key, state, now, cfg) == document(key, expected.states[key], now, cfg)
     # Loaded states are today's states, field for field (published digests and alerts too).
-    assert states == expected.states
+    assert states == without_accepted(expected.states)
     # And today's code publishes what the version-1 code published.
     assert {o: expected.output(o) for o in OUTPUTS} == final["documents"]
 
@@ -122,7 +136,7 @@ def test_a_version_1_snapshot_with_queued_version_1_records_carries_on_to_the_sa
     ]
     ledger.run(batch=7)
     ledger.advance(60_000)
-    assert ledger.states == expected.states
+    assert without_accepted(ledger.states) == without_accepted(expected.states)
     published = {(o, k) for o, k in ledger.documents if o != ALERTS}
     assert published <= {(o, k) for o, k in expected.documents}
 
