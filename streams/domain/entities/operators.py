@@ -59,7 +59,8 @@ PENDING_DETAIL = 500
 #: Flagged events remembered by id (the newest), for deduplication and the alert's examples.
 FLAGGED_DETAIL = 100
 #: Accepted (covered) events kept by id, the newest by occurred_at, so that a revocation read
-#: after them can judge them again; older ones are counted per hour, with the caveat above.
+#: after them can judge them again; older ones are counted per hour, with the caveat above, and
+#: an hour a revocation falls inside is judged as a whole (it waits, and is flagged, entire).
 ACCEPTED_DETAIL = 1000
 _HOUR_US = 3600 * 10**6
 _Fact = TypeVar("_Fact")
