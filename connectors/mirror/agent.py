@@ -4,7 +4,9 @@ republished to the partner region's cluster exactly once, without broker transac
 It reads the source cluster's event topics by assignment (no consumer group, no commits: the
 source cluster's other consumers see nothing of it) and writes ``<source>.batteryloop.events.*``
 on the target cluster with confluent-kafka; decisions are in :mod:`replication`, redaction in
-:mod:`sharing`.
+:mod:`sharing`. For the certification gate it also reads, never mirrors, the partner's
+certifications as the partner's mirror wrote them into the source cluster
+(``<target>.batteryloop.events.certification``): either region's scheme certifies.
 
 **Exactly once.** One idempotent producer (acks=all) writes each source partition to the target
 partition of the same number, in source-offset order. Every ``checkpoint_interval`` the producer
@@ -47,14 +49,14 @@ from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
 from connectors.mirror.options import MirrorOptions
-from connectors.mirror.policy import RedactionTally
+from connectors.mirror.policy import RedactionTally, partner_shared_schema
 from connectors.mirror.replication import (
     RECOGNISED,
     Action,
+    KnownCertifications,
     Lane,
     Provenance,
     Reason,
-    SourceCertifications,
     Waiting,
     checkpoint_key,
     checkpoint_value,
@@ -63,7 +65,7 @@ from connectors.mirror.replication import (
     sharing_headers,
 )
 from schemas.events import EVENT_MODELS
-from schemas.serde import DecodeError
+from schemas.serde import DecodeError, Serde
 from schemas.topics import (
     EVENT_TOPICS,
     MIRROR_CHECKPOINT_TOPIC,
@@ -164,6 +166,10 @@ class MirrorAgent:
         self.policy = options.policy
         self.direction = self.policy.direction
         self.source_region = self.policy.source
+        # The partner's certifications, as its mirror brought them here: gate input only.
+        self.partner_certification_topic = mirrored_topic_name(
+            self.policy.target.value, CERTIFICATION
+        )
         self.metrics = metrics or MirrorMetrics()
         self.totals = Totals()
         self._failure: str | None = None
@@ -218,7 +224,7 @@ class MirrorAgent:
         self._target_end.clear()
         o = self.options
         types = [t for t in EVENT_TOPICS if self.policy.shares(t) or t == CERTIFICATION]
-        partitions = self._source_partitions(types)
+        partitions, partner_certifications = self._source_partitions(types)
         # Certifications are read for the gate even when not shared; only shared types get a
         # topic on the target.
         shared = {t: n for t, n in partitions.items() if self.policy.shares(t)}
@@ -267,9 +273,11 @@ class MirrorAgent:
         for lane in lanes.values():
             lane.next_offset = lane.consumed = lane.start
             self._target_end.setdefault((lane.target_topic, lane.partition), lane.target_from)
-        return Session(self, lanes, landed)
+        return Session(self, lanes, landed, partner_certifications)
 
-    def _source_partitions(self, types: list[str]) -> dict[str, int]:
+    def _source_partitions(self, types: list[str]) -> tuple[dict[str, int], int]:
+        """Partitions of the source's topics of ``types``, and of the partner's certification
+        topic as mirrored into the source cluster (0 while there is none)."""
         try:
             metadata = clients.admin(self.options.source).list_topics(timeout=15)
         except KafkaException as exc:
@@ -284,7 +292,9 @@ class MirrorAgent:
                 f"source cluster has no {EVENT_TOPICS[CERTIFICATION].name} topic yet: without "
                 "certifications nothing can be mirrored (run 'batteryloop topics create')"
             )
-        return found
+        partner = metadata.topics.get(self.partner_certification_topic)
+        ok = partner is not None and partner.error is None
+        return found, len(partner.partitions) if ok and partner is not None else 0
 
     # --- delivery reports ------------------------------------------------------------------
 
@@ -320,16 +330,28 @@ def _code(exc: KafkaException) -> int | None:
 class Session:
     """One stretch of mirroring with one consumer and one producer, from a recovered position."""
 
-    def __init__(self, agent: MirrorAgent, lanes: dict[tuple[str, int], Lane], landed: int):
+    def __init__(
+        self,
+        agent: MirrorAgent,
+        lanes: dict[tuple[str, int], Lane],
+        landed: int,
+        partner_certifications: int = 0,
+    ) -> None:
         self.agent = agent
         self.o = agent.options
         self.policy = agent.policy
         self.lanes = lanes
         self.landed = landed
-        self.certifications = SourceCertifications(agent.source_region)
+        self.certifications = KnownCertifications()
         self.cert_topic = EVENT_TOPICS[CERTIFICATION].name
         self.cert_lanes = {k for k, lane in lanes.items() if lane.event_type == CERTIFICATION}
-        self.cert_pending = set(self.cert_lanes)  # certification partitions not yet read through
+        # The partner's certification partitions on the source cluster: read, never mirrored.
+        self.partner_cert_topic = agent.partner_certification_topic
+        partner = [(self.partner_cert_topic, p) for p in range(partner_certifications)]
+        shared = partner_shared_schema(self.policy, CERTIFICATION)
+        self.partner_serde = Serde(self.o.source_serde.registry, [] if shared is None else [shared])
+        # certification partitions (own and partner's) not yet read through
+        self.cert_pending = set(self.cert_lanes) | set(partner)
         self.holding: set[Lane] = set()
         direction = agent.direction
         m = agent.metrics
@@ -362,6 +384,7 @@ class Session:
                 else TopicPartition(lane.topic, lane.partition, OFFSET_BEGINNING)
                 for lane in lanes.values()
             ]
+            + [TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in partner]
         )
         self._pause([lane for k, lane in lanes.items() if k not in self.cert_lanes])
 
@@ -416,12 +439,18 @@ class Session:
     def _take(self, messages: list[Message], now: float) -> None:
         lanes = self.lanes
         for message in messages:  # certifications first: events of this batch may need them
-            if message.topic() == self.cert_topic and message.error() is None:
+            if message.error() is not None:
+                continue
+            if message.topic() == self.cert_topic:
                 self._certification(message)
+            elif message.topic() == self.partner_cert_topic:
+                self._partner_certification(message)
         for message in messages:
             if message.error() is not None:
                 self._consumer_event(message)
                 continue
+            if message.topic() == self.partner_cert_topic:
+                continue  # gate input only: never decided, never mirrored back
             topic, partition, offset = clients.place(message)
             lane = lanes[topic, partition]
             lane.consumed = offset + 1
@@ -444,6 +473,30 @@ class Session:
                 self.certifications.add(record)
         except (DecodeError, ValidationError):
             pass  # counted as invalid when it is decided
+
+    def _partner_certification(self, message: Message) -> None:
+        """A certification of the partner's scheme, as the partner's mirror wrote it here."""
+        topic, partition, offset = clients.place(message)
+        try:
+            event_type, record = self.partner_serde.decode(
+                message.value(), topic=topic, partition=partition, offset=offset
+            )
+            if event_type != CERTIFICATION:
+                raise DecodeError(
+                    f"a {event_type} record", topic=topic, partition=partition, offset=offset
+                )
+            self.certifications.add(record)
+        except (DecodeError, KeyError) as exc:
+            # Not ours to dead-letter (the partner's mirror wrote it); the gate goes without it.
+            reason = exc.reason if isinstance(exc, DecodeError) else f"no field {exc}"
+            log.warning(
+                "%s: partner certification not used: %s[%d]@%d: %s",
+                self.agent.direction,
+                topic,
+                partition,
+                offset,
+                reason,
+            )
 
     def _consumer_event(self, message: Message) -> None:
         error = message.error()

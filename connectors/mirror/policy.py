@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -660,6 +661,18 @@ SHARED_DIR = catalog.AVRO_DIR / "shared"
 
 def shared_schema_path(direction: str, event_type: str) -> Path:
     return SHARED_DIR / direction / f"{event_type}.avsc"
+
+
+def partner_shared_schema(policy: SharingPolicy, event_type: str) -> SchemaVersion | None:
+    """The shared schema the partner's mirror writes ``event_type`` under into this policy's
+    source region: the committed one of the reverse direction (the agreement both sides hold);
+    None when the reverse direction shares no such type."""
+    reverse = f"{policy.target.value.lower()}-to-{policy.source.value.lower()}"
+    path = shared_schema_path(reverse, event_type)
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return catalog.schema_version(event_type, catalog.current(event_type).version, raw)
 
 
 def _shipped_shared() -> Iterator[tuple[Path, str]]:

@@ -3,19 +3,25 @@
 **Which records cross.** A record of the source region's event topics is mirrored when its type
 is shared under the policy (``share = true``; any other type is filtered as ``not_shared``), it
 decodes and validates, it did not originate in the target region (its envelope's region, or the
-origin named by provenance headers of an earlier crossing), and its operator is certified under
-the *source* region's scheme at the time the event occurred. An event whose operator has no
-known source-region certification at all *waits* up to a grace period for one to arrive
+origin named by provenance headers of an earlier crossing), and its operator is certified at the
+time the event occurred under *either* region's scheme: Catena-X and Ouranos recognise each
+other's certifications, so a JP-certified operator publishing in the EU region crosses too. The
+``batteryloop-recognised`` header names the scheme and certificate that covered it. An event
+whose operator has no known certification at all *waits* up to a grace period for one to arrive
 (certification and first events may be published at the same moment); after that it is
-filtered as uncertified.
+filtered as uncertified. A revocation ends coverage under its scheme from its ``occurred_at``.
 
-**Certifications: read always, shared only by policy.** The source's certification events are
-the gate's input whatever the policy says about sharing them: they are read in every session and
-fed to :class:`SourceCertifications` before any decision. Sharing them is a separate question,
-answered like any other type's: when the policy shares certifications, those under the source
-region's scheme cross (other schemes' are ``foreign_scheme``); when it does not, each is
-filtered as ``not_shared`` and the partner learns of a certification only through the
-``batteryloop-recognised`` header of the events it let through.
+**Certifications: read always, shared only by policy.** The gate's input is every certification
+the source cluster holds: the source region's own certification events, and the partner's as
+the partner's mirror brought them (``<target>.batteryloop.events.certification`` on the source
+cluster). They are read in every session, whatever the policy says about sharing them, and fed to
+:class:`KnownCertifications` before any decision. Sharing them is a separate question, answered
+like any other type's: when the policy shares certifications, those under the source region's
+scheme cross, revocations included (the partner's state judges again what it accepted); one
+under the target region's scheme is filtered as ``foreign_scheme``, since the target has it from
+its own certifying body. When the policy does not share them, each is filtered as ``not_shared``
+and the partner learns of a certification only through the ``batteryloop-recognised`` header of
+the events it let through.
 
 **Order and position.** Records of one source partition go to the same partition of the target
 topic in source-offset order; a waiting record holds the records behind it in its partition.
@@ -46,8 +52,8 @@ ORIGIN_TOPIC = "batteryloop-origin-topic"
 ORIGIN_PARTITION = "batteryloop-origin-partition"
 ORIGIN_OFFSET = "batteryloop-origin-offset"
 HOPS = "batteryloop-hops"
-#: On the receiving side: the source-region certificate under which the record was accepted,
-#: ``<scheme region>:<certificate id>``; the partner recognises it (mutual certification).
+#: On the receiving side: the certificate under which the record was accepted,
+#: ``<scheme region>:<certificate id>``, of either region's scheme (mutual recognition).
 RECOGNISED = "batteryloop-recognised"
 #: The ``[agreement] name`` of the policy the record was shared under.
 AGREEMENT = "batteryloop-agreement"
@@ -119,7 +125,7 @@ class Reason(StrEnum):
 
     invalid = "invalid"  # does not decode or validate (the processors dead-letter it)
     from_target_region = "from_target_region"  # it came from the target region: never back
-    uncertified = "uncertified"  # its operator holds no source-region certification then
+    uncertified = "uncertified"  # its operator holds no certification of either scheme then
     foreign_scheme = "foreign_scheme"  # a certification under the target region's scheme
     not_shared = "not_shared"  # its event type is not shared under the policy
 
@@ -141,18 +147,15 @@ MIRROR = Verdict(Action.mirror)
 HOLD = Verdict(Action.hold)
 
 
-class SourceCertifications:
-    """Who is certified under the source region's scheme, and when, from certification events."""
+class KnownCertifications:
+    """Who is certified under either region's scheme, and when, from certification events."""
 
-    def __init__(self, region: Region) -> None:
-        self.region = region.value
+    def __init__(self) -> None:
         self._facts: dict[str, dict[str, dict[str, Any]]] = {}  # operator -> event id -> fact
         self._index: dict[str, CertificationIndex] = {}
 
     def add(self, record: dict[str, Any]) -> None:
-        """Take in a decoded certification event (other schemes' are ignored)."""
-        if record["scheme_region"] != self.region:
-            return
+        """Take in a decoded certification event, of either scheme."""
         until = record.get("valid_until")
         fact = {
             "eid": str(record["event_id"]),
@@ -186,7 +189,7 @@ def _us(value: datetime | int) -> int:
 
 def judge(
     policy: SharingPolicy,
-    certifications: SourceCertifications,
+    certifications: KnownCertifications,
     event_type: str,
     record: dict[str, Any],
     origin: Provenance | None,

@@ -110,6 +110,23 @@ class FlaggedEvent(msgspec.Struct, array_like=True):
     subject: str
 
 
+class AcceptedEvent(msgspec.Struct, array_like=True):
+    """An event its operator's certifications covered when last judged: kept so that a
+    revocation arriving later can judge it again."""
+
+    occurred_at: int
+    event_type: str
+    subject: str
+
+
+class AcceptedHour(msgspec.Struct, array_like=True):
+    """Accepted events beyond the detailed ones, counted per hour in which they occurred."""
+
+    count: int
+    first: int
+    last: int
+
+
 class OperatorState(EntityState, tag="operator/2"):
     certifications: dict[str, Certification] = {}
     pending: dict[str, PendingCheck] = {}
@@ -117,6 +134,10 @@ class OperatorState(EntityState, tag="operator/2"):
     flagged: dict[str, FlaggedEvent] = {}
     flagged_total: int = 0
     alerts: dict[str, AlertMemory] = {}
+    # Added in place to operator/2 (both default to empty: an older state reads as having
+    # forgotten what it accepted, which is what it did).
+    accepted: dict[str, AcceptedEvent] = {}
+    accepted_by_hour: dict[str, AcceptedHour] = {}  # hours since the epoch -> count
 
 
 class RecoveredMetal(msgspec.Struct, array_like=True):

@@ -24,14 +24,20 @@ a late duplicate could slip through. Its size is bounded by the entity's own his
 creation, debits and shipments; a battery's events), which is what a passport must keep anyway.
 The exceptions are bounded on purpose: a battery keeps only its latest state-of-health
 reading (a maximum, so order and replays do not matter), and an operator keeps at most
-``PENDING_DETAIL`` events waiting for a certificate by id (the rest counted per hour) and the
+``PENDING_DETAIL`` events waiting for a certificate by id (the rest counted per hour), the
+``ACCEPTED_DETAIL`` newest accepted ones (older ones counted per hour) and the
 ``FLAGGED_DETAIL`` newest alerted ones.
+
+An operator keeps the events its certifications covered (accepted) as facts too, because a
+certification fact can change their verdict after the fact: a revocation read after the events
+it concerns judges them again, so the alert is the same as had it been read first
+(:mod:`.operators`).
 
 Entity keys and what they hold (:mod:`..states`)
 ------------------------------------------------
 ``lot/<id>``                        creation fact(s), debits, shipments, input-lot profiles
 ``battery/<id>``                    manufacture, use, shipment, shredding facts; input profiles
-``operator/<id>``                   certification facts; events waiting for a certification
+``operator/<id>``                   certification facts; events accepted, waiting, flagged
 ``recycled-content/<m>|<p>|<model>|<year>``  totals; each battery's contribution is stored
                                              beside it under ``recycled-content-part/...``
 ``recovery/<recycler>|<plant>|<year>``       totals; contributions under ``recovery-part/...``
@@ -55,6 +61,7 @@ from streams.domain.entities.batteries import RECYCLED_CONTENT_MINIMUMS, handle_
 from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.entities.lots import handle_lot
 from streams.domain.entities.operators import (
+    ACCEPTED_DETAIL,
     FLAGGED_DETAIL,
     PENDING_DETAIL,
     CertificationIndex,
@@ -80,6 +87,7 @@ from streams.domain.states import (
 )
 
 __all__ = [
+    "ACCEPTED_DETAIL",
     "ALERTS",
     "FLAGGED_DETAIL",
     "LOTS",

@@ -1,5 +1,29 @@
 """Operators: certifications and certification checks in; operator documents and alerts for
-events that occurred while their operator held no valid certification out."""
+events that occurred while their operator held no valid certification out.
+
+Mutual recognition
+------------------
+Catena-X (EU) and Ouranos (JP) recognise each other's certified operators: an event is covered
+when, under *either* region's scheme, the latest certification fact at or before the event's
+``occurred_at`` is ``certified`` and not expired (``valid_until``). A scheme's facts reach both
+regions' state (each region's certification events, and the partner's as mirrored), so both
+regions judge an operator alike, without a second certification event.
+
+Revocation
+----------
+A revocation ends coverage under its own scheme from its ``occurred_at`` (the effective time),
+not from when it was published or arrived; a certification under the other scheme still covers.
+Events that occurred before the revocation stay valid. Events of that operator that occurred at
+or after it are uncovered whatever order things arrived in: read after the revocation, they wait
+for a certificate like any uncovered event; read (and accepted) before it, they are kept as
+accepted facts and judged again when the revocation arrives, then wait the same grace period.
+Either way, those the grace period does not settle are flagged in the ``uncertified_operator``
+alert; an example after a revocation carries ``reason: revoked``, the certificate and
+``revoked_at`` (after an expiry, ``expired``), and the alert lists the operator's
+``revocations``. Documents already published from those events (passports, lots, tallies)
+keep what the events said: a revocation withdraws recognition, not facts; a passport read says
+whether its manufacturer is certified now and was at manufacture (:func:`with_certification`).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +42,14 @@ from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.entities.provenance import keep
 from streams.domain.messages import Certification, CertificationCheck, CheckedEvent, Message
 from streams.domain.quantities import iso, micros
-from streams.domain.states import FlaggedEvent, OperatorState, PendingCheck, PendingHour
+from streams.domain.states import (
+    AcceptedEvent,
+    AcceptedHour,
+    FlaggedEvent,
+    OperatorState,
+    PendingCheck,
+    PendingHour,
+)
 
 #: Events waiting for their operator's certification are kept one by one up to this many per
 #: operator; beyond that they are counted per hour in which they occurred. A burst read before
@@ -28,6 +59,10 @@ from streams.domain.states import FlaggedEvent, OperatorState, PendingCheck, Pen
 PENDING_DETAIL = 500
 #: Flagged events remembered by id (the newest), for deduplication and the alert's examples.
 FLAGGED_DETAIL = 100
+#: Accepted (covered) events kept by id, the newest by occurred_at, so that a revocation read
+#: after them can judge them again; older ones are counted per hour, with the caveat above, and
+#: an hour a revocation falls inside is judged as a whole (it waits, and is flagged, entire).
+ACCEPTED_DETAIL = 1000
 _HOUR_US = 3600 * 10**6
 _Fact = TypeVar("_Fact")
 
@@ -55,6 +90,15 @@ class _CoverageIndex(Generic[_Fact]):
 
     def covers(self, at: int) -> bool:
         return self.covering(at) is not None
+
+    def standing(self, at: int) -> list[_Fact]:
+        """The latest fact at or before ``at`` of each scheme that has one."""
+        out = []
+        for timeline, keys in zip(self._timelines, self._keys, strict=True):
+            i = bisect.bisect_right(keys, (at, "\uffff")) - 1
+            if i >= 0:
+                out.append(timeline[i][1])
+        return out
 
     def covering(self, at: int) -> _Fact | None:
         """The certification fact that covers ``at`` (the first scheme's that does), or None."""
@@ -119,26 +163,74 @@ def _wait(state: OperatorState, event: CheckedEvent, now: int) -> None:
         )
         return
     at = event.occurred_at
-    hour = state.pending_by_hour.setdefault(str(at // _HOUR_US), PendingHour(0, now, at, at))
-    hour.count += 1
-    hour.first, hour.last = min(hour.first, at), max(hour.last, at)
+    _wait_hour(state, str(at // _HOUR_US), 1, at, at, now)
 
 
-def _take_in(state: OperatorState, messages: list[Message], now: int) -> CertificationTimeline:
-    """Record certifications, then hold every checked event no certification covers."""
+def _wait_hour(
+    state: OperatorState, hour_key: str, count: int, first: int, last: int, now: int
+) -> None:
+    hour = state.pending_by_hour.setdefault(hour_key, PendingHour(0, now, first, last))
+    hour.count += count
+    hour.first, hour.last = min(hour.first, first), max(hour.last, last)
+
+
+def _accept_hour(state: OperatorState, hour_key: str, count: int, first: int, last: int) -> None:
+    hour = state.accepted_by_hour.setdefault(hour_key, AcceptedHour(0, first, last))
+    hour.count += count
+    hour.first, hour.last = min(hour.first, first), max(hour.last, last)
+
+
+def _fold_accepted(state: OperatorState) -> None:
+    """Keep the newest ``ACCEPTED_DETAIL`` accepted events by id; count the older per hour."""
+    excess = len(state.accepted) - ACCEPTED_DETAIL
+    if excess <= 0:
+        return
+    oldest = sorted(state.accepted.items(), key=lambda kv: (kv[1].occurred_at, kv[0]))[:excess]
+    for eid, event in oldest:
+        del state.accepted[eid]
+        at = event.occurred_at
+        _accept_hour(state, str(at // _HOUR_US), 1, at, at)
+
+
+def _take_in(
+    state: OperatorState, messages: list[Message], now: int
+) -> tuple[CertificationTimeline, bool]:
+    """Record certifications, then sort every checked event into accepted (a certification
+    covers it) or waiting. Also says whether a certification fact was new."""
+    new_facts = False
     for message in messages:
-        if isinstance(message, Certification):
-            keep(state.certifications, message)
+        if isinstance(message, Certification) and keep(state.certifications, message):
+            new_facts = True
     index = CertificationTimeline(state.certifications.values())
     for message in messages:
         if not isinstance(message, CertificationCheck):
             continue
         for event in message.events:
             eid = event.event_id
-            if index.covers(event.occurred_at) or eid in state.pending or eid in state.flagged:
+            if eid in state.accepted or eid in state.pending or eid in state.flagged:
                 continue
-            _wait(state, event, now)
-    return index
+            if index.covers(event.occurred_at):
+                state.accepted[eid] = AcceptedEvent(
+                    event.occurred_at, event.event_type, event.subject
+                )
+            else:
+                _wait(state, event, now)
+    return index, new_facts
+
+
+def _judge_again(state: OperatorState, index: CertificationTimeline, now: int) -> None:
+    """After new certification facts: accepted events they leave uncovered (a revocation
+    effective before they occurred) wait again, as they would have had it arrived first."""
+    for eid in sorted(state.accepted):
+        a = state.accepted[eid]
+        if not index.covers(a.occurred_at):
+            del state.accepted[eid]
+            _wait(state, CheckedEvent(eid, a.occurred_at, a.event_type, a.subject), now)
+    for hour_key in sorted(state.accepted_by_hour):
+        hour = state.accepted_by_hour[hour_key]
+        if not (index.covers(hour.first) and index.covers(hour.last)):
+            del state.accepted_by_hour[hour_key]
+            _wait_hour(state, hour_key, hour.count, hour.first, hour.last, now)
 
 
 def _flag(state: OperatorState, count: int, example: tuple[str, FlaggedEvent] | None) -> None:
@@ -152,11 +244,12 @@ def _flag(state: OperatorState, count: int, example: tuple[str, FlaggedEvent] | 
 
 
 def _settle(state: OperatorState, index: CertificationTimeline, now: int, cfg: Config) -> None:
-    """Drop waiting events a certificate now covers; flag those that waited out the grace."""
+    """Accept waiting events a certificate now covers; flag those that waited out the grace."""
     for eid in sorted(state.pending):
         p = state.pending[eid]
         if index.covers(p.occurred_at):
             del state.pending[eid]
+            state.accepted[eid] = AcceptedEvent(p.occurred_at, p.event_type, p.subject)
         elif now - p.seen_at >= cfg.grace_ms:
             del state.pending[eid]
             _flag(state, 1, (eid, FlaggedEvent(p.occurred_at, p.event_type, p.subject)))
@@ -165,21 +258,62 @@ def _settle(state: OperatorState, index: CertificationTimeline, now: int, cfg: C
         # Covered at both ends of the hour counts as covered (certificates change rarely).
         if index.covers(hour.first) and index.covers(hour.last):
             del state.pending_by_hour[hour_key]
+            _accept_hour(state, hour_key, hour.count, hour.first, hour.last)
         elif now - hour.seen_at >= cfg.grace_ms:
             del state.pending_by_hour[hour_key]
             _flag(state, hour.count, None)
+    _fold_accepted(state)
 
 
-def _uncertified_alert(key: str, operator_id: str, state: OperatorState) -> dict[str, Document]:
+def _reason(index: CertificationTimeline, at: int) -> dict[str, Any]:
+    """Why no certification covered ``at``: a revocation (which certificate, since when), an
+    expiry, or nothing when none was ever issued by then. A revocation is named first: it is
+    the news. One that covers it now arrived after the grace period (``certified_late``)."""
+    if index.covers(at):
+        return {"reason": "certified_late"}
+    standing = sorted(index.standing(at), key=lambda c: (c.scheme_region, c.scheme))
+    for c in standing:
+        if c.action == "revoked":
+            return {
+                "reason": "revoked",
+                "certificate": f"{c.scheme_region}:{c.certificate_id}",
+                "revoked_at": iso(c.occurred_at),
+            }
+    for c in standing:
+        if c.valid_until is not None and c.valid_until < at:
+            return {
+                "reason": "expired",
+                "certificate": f"{c.scheme_region}:{c.certificate_id}",
+                "expired_at": iso(c.valid_until),
+            }
+    return {}  # never certified by then: nothing to add (the alert's documents predate reasons)
+
+
+def _uncertified_alert(
+    key: str, operator_id: str, state: OperatorState, index: CertificationTimeline
+) -> dict[str, Document]:
     if not state.flagged_total:
         return {}
     newest = sorted(state.flagged.items(), key=lambda kv: (kv[1].occurred_at, kv[0]))[-10:]
+    revocations = sorted(
+        (c.occurred_at, c.scheme_region, c.certificate_id)
+        for c in state.certifications.values()
+        if c.action == "revoked"
+    )
+    # Only when there are any: an alert about an operator never certified reads as it always did.
+    revoked = {
+        "revocations": [
+            {"certificate": f"{region}:{cert}", "revoked_at": iso(at)}
+            for at, region, cert in revocations
+        ]
+    }
     return {
         f"uncertified/{key}": alert(
             "uncertified_operator",
             key,
             f"{state.flagged_total} event(s) from operator {operator_id}, which held no valid "
             "certification in either region when they occurred",
+            **(revoked if revocations else {}),
             events=state.flagged_total,
             latest=[
                 {
@@ -187,6 +321,7 @@ def _uncertified_alert(key: str, operator_id: str, state: OperatorState) -> dict
                     "event_type": f.event_type,
                     "subject": f.subject,
                     "occurred_at": iso(f.occurred_at),
+                    **_reason(index, f.occurred_at),
                 }
                 for e, f in newest
             ],
@@ -218,10 +353,12 @@ def operator_view(operator_id: str, state: OperatorState) -> Document:
 def handle_operator(
     key: str, state: OperatorState, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> OperatorState:
-    index = _take_in(state, messages, now)
+    index, new_facts = _take_in(state, messages, now)
+    if new_facts:
+        _judge_again(state, index, now)
     _settle(state, index, now, cfg)
     operator_id = key.split("/", 1)[1]
-    publish_alerts(state, fx, _uncertified_alert(key, operator_id, state))
+    publish_alerts(state, fx, _uncertified_alert(key, operator_id, state, index))
     if state.certifications:
         publish_if_changed(state, fx, OPERATORS, operator_id, operator_view(operator_id, state))
     return state

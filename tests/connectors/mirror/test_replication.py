@@ -15,17 +15,17 @@ from connectors.mirror import policy as sharing
 from connectors.mirror.replication import (
     Action,
     Checkpoint,
+    KnownCertifications,
     Lane,
     Provenance,
     Reason,
-    SourceCertifications,
     Waiting,
     checkpoint_key,
     checkpoint_value,
     judge,
     read_checkpoint,
 )
-from schemas.events import Event
+from schemas.events import CertificationEvent, Event, envelope
 from schemas.serde import Serde
 from schemas.values import Region
 from tests.strategies import events
@@ -83,7 +83,7 @@ def test_provenance_absent_or_malformed() -> None:
 
 
 def test_an_event_crosses_when_its_operator_is_certified_in_the_source_region() -> None:
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     certs.add(certification(MAKER, at(2030)))
     verdict = judge(POLICY, certs, "manufacture", event(), None, 0.0, 10.0)
     assert verdict.action is Action.mirror
@@ -94,29 +94,26 @@ def test_an_event_crosses_when_its_operator_is_certified_in_the_source_region() 
 
 
 def test_revoked_expired_and_other_scheme_certificates_do_not_count() -> None:
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     certs.add(certification(MAKER, at(2030)))
     certs.add(certification(MAKER, at(2032), action="revoked"))
     assert judge(POLICY, certs, "manufacture", event(when=at(2033)), None, 0, 10).action == "filter"
-    expiring = SourceCertifications(Region.EU)
+    expiring = KnownCertifications()
     expiring.add(certification(MAKER, at(2030), valid_until=at(2031)))
     assert judge(POLICY, expiring, "manufacture", event(when=at(2032)), None, 0, 10).reason == (
         Reason.uncertified
     )
-    japanese = SourceCertifications(Region.EU)
-    japanese.add(certification(MAKER, at(2030), scheme_region="JP"))  # not the source's scheme
-    assert not japanese.known(MAKER)
 
 
 def test_an_unknown_operator_waits_for_the_grace_period_then_is_filtered() -> None:
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     assert judge(POLICY, certs, "manufacture", event(), None, 3.0, 10.0).action is Action.hold
     late = judge(POLICY, certs, "manufacture", event(), None, 10.0, 10.0)
     assert (late.action, late.reason) == (Action.filter, Reason.uncertified)
 
 
 def test_nothing_goes_back_to_where_it_came_from() -> None:
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     certs.add(certification(MAKER, at(2030)))
     from_jp = judge(POLICY, certs, "manufacture", event(region="JP"), None, 0, 10)
     assert from_jp.reason is Reason.from_target_region
@@ -126,8 +123,83 @@ def test_nothing_goes_back_to_where_it_came_from() -> None:
     )
 
 
+def ouranos(subject: str, when: datetime, action: str = "certified", **more: Any) -> dict[str, Any]:
+    """A certification under the JP scheme, as the JP certifying body publishes it."""
+    return {
+        **certification(subject, when, action, scheme_region="JP", **more),
+        "event_id": f"oe-{subject}-{when.year}-{action}",
+        "region": "JP",
+        "scheme": "Ouranos Ecosystem certification",
+        "certificate_id": f"OE-{when.year}",
+    }
+
+
+def test_an_operator_certified_under_the_partners_scheme_crosses_too() -> None:
+    """Mutual recognition: a JP-certified operator publishing in the EU region is recognised,
+    and the header names the JP certificate."""
+    certs = KnownCertifications()
+    certs.add(ouranos(MAKER, at(2030)))
+    verdict = judge(POLICY, certs, "manufacture", event(), None, 0.0, 10.0)
+    assert (verdict.action, verdict.recognised) == (Action.mirror, "JP:OE-2030")
+    early = judge(POLICY, certs, "manufacture", event(when=at(2029)), None, 0.0, 10.0)
+    assert (early.action, early.reason) == (Action.filter, Reason.uncertified)
+
+
+def test_a_revocation_under_one_scheme_leaves_the_other_schemes_certification() -> None:
+    certs = KnownCertifications()
+    certs.add(certification(MAKER, at(2030)))
+    certs.add(ouranos(MAKER, at(2030)))
+    certs.add(certification(MAKER, at(2031), action="revoked"))
+    after = judge(POLICY, certs, "manufacture", event(when=at(2032)), None, 0, 10)
+    assert (after.action, after.recognised) == (Action.mirror, "JP:OE-2030")
+    certs.add(ouranos(MAKER, at(2031), action="revoked"))
+    revoked = judge(POLICY, certs, "manufacture", event(when=at(2032)), None, 0, 10)
+    assert (revoked.action, revoked.reason) == (Action.filter, Reason.uncertified)
+    before = judge(POLICY, certs, "manufacture", event(when=at(2030)), None, 0, 10)
+    assert before.action is Action.mirror  # events before the revocation stay valid
+
+
+def test_a_revocation_under_the_source_scheme_crosses_like_the_certification() -> None:
+    certs = KnownCertifications()
+    revocation = certification(MAKER, at(2032), action="revoked")
+    verdict = judge(POLICY, certs, "certification", revocation, None, 0, 10)
+    assert (verdict.action, verdict.recognised) == (Action.mirror, None)
+    # one under the JP scheme published in the EU region: the JP side has it from its own body
+    theirs = certification(MAKER, at(2032), action="revoked", scheme_region="JP")
+    assert judge(POLICY, certs, "certification", theirs, None, 0, 10).reason == (
+        Reason.foreign_scheme
+    )
+
+
+def test_the_partners_mirrored_certifications_decode_with_the_committed_reverse_schema() -> None:
+    """What the JP -> EU mirror writes into the EU cluster, the EU -> JP gate can read."""
+    reverse = sharing.load(sharing.shipped("jp-to-eu"), b"a-shared-secret-of-the-agreement")
+    topic = "jp.batteryloop.events.certification"
+    issued = CertificationEvent(
+        **envelope("7120001077358", "OURANOS-CERT-1", at(2030)),
+        subject_operator_id=MAKER,
+        action="certified",
+        scheme_region="JP",
+        scheme="Ouranos Ecosystem certification",
+        certificate_id="OE-2030",
+    )
+    private = Serde()
+    shared = reverse.redact("certification", private.decode(private.encode(issued, topic))[1])
+    assert shared is not None
+    blob = Serde().encode_as(reverse.shared_schemas["certification"], shared, topic)
+    schema = sharing.partner_shared_schema(POLICY, "certification")
+    assert schema is not None
+    event_type, decoded = Serde(shared=[schema]).decode(blob)
+    assert event_type == "certification"
+    certs = KnownCertifications()
+    certs.add(decoded)
+    assert judge(POLICY, certs, "manufacture", event(), None, 0, 10).recognised == "JP:OE-2030"
+    with pytest.raises(ValueError, match="shared schema this reader was not given"):
+        Serde().decode(blob)  # the source serde alone cannot read it
+
+
 def test_certifications_cross_when_they_are_the_source_regions() -> None:
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     own = judge(POLICY, certs, "certification", certification(MAKER, at(2030)), None, 0, 10)
     assert (own.action, own.recognised) == (Action.mirror, "EU:CX-2030")
     other = certification(MAKER, at(2030), scheme_region="JP")
@@ -148,7 +220,7 @@ def test_an_unshared_certification_type_is_filtered_yet_still_certifies() -> Non
     verdict with no redaction to go with it (the agent asserted on it and crashed)."""
     policy = _without_certification_sharing()
     assert not policy.shares("certification")
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     cert = certification(MAKER, at(2030))
     certs.add(cert)  # the gate reads it all the same
     verdict = judge(policy, certs, "certification", cert, None, 0, 10)
@@ -167,7 +239,7 @@ def test_an_unshared_certification_type_is_filtered_yet_still_certifies() -> Non
 def test_every_mirror_verdict_has_a_redaction(event_type: str, region: str, action: str) -> None:
     """Whatever the policy shares, a record judged ``mirror`` can be redacted under it."""
     policies = [POLICY, _without_certification_sharing()]
-    certs = SourceCertifications(Region.EU)
+    certs = KnownCertifications()
     certs.add(certification(MAKER, at(2030)))
     if event_type == "certification":
         record = certification(MAKER, at(2031), action=action, scheme_region=region)

@@ -28,7 +28,7 @@ from streams.domain.engine import group_by_key
 from streams.domain.entities import ALERTS, Config, document
 from streams.domain.local import LocalLedger
 from streams.domain.messages import Addressed
-from streams.domain.states import STATE_TYPES
+from streams.domain.states import STATE_TYPES, OperatorState, State
 from tests import scenarios
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -54,6 +54,20 @@ def before_provenance(value: Any, fields: frozenset[str] = PROVENANCE) -> Any:
 def fixture(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
     return loaded
+
+
+def without_accepted(states: dict[str, State]) -> dict[str, State]:
+    """``states`` with operators' accepted events left out: version 1 did not keep them (an
+    event its certification covered was forgotten), so a loaded version-1 operator starts
+    with none, and only a revocation read later could tell the difference."""
+    out: dict[str, State] = {}
+    for key, state in states.items():
+        if isinstance(state, OperatorState):
+            state = decode_state(key, encode_state(state))
+            assert isinstance(state, OperatorState)
+            state.accepted, state.accepted_by_hour = {}, {}
+        out[key] = state
+    return out
 
 
 def captured_events() -> list[Event]:
@@ -123,7 +137,10 @@ def test_version_1_states_give_the_documents_todays_code_computes_from_scratch()
     # held profiles rest on, which version 1 did not record, and the digests of the
     # documents last published (today's documents have the provenance fields).
     unrecorded = PROVENANCE | {"published"}
-    assert before_provenance(states, unrecorded) == before_provenance(expected.states, unrecorded)
+    # Operators' accepted events are left out: version 1 did not keep them.
+    assert before_provenance(states, unrecorded) == before_provenance(
+        without_accepted(expected.states), unrecorded
+    )
     # And today's code publishes what the version-1 code published, plus provenance.
     published = {o: expected.output(o) for o in OUTPUTS}
     assert before_provenance(published) == final["documents"]
@@ -145,8 +162,8 @@ def test_a_version_1_snapshot_with_queued_version_1_records_carries_on_to_the_sa
     ledger.run(batch=7)
     ledger.advance(60_000)
     unrecorded = PROVENANCE | {"published"}  # as in the test above
-    assert before_provenance(ledger.states, unrecorded) == before_provenance(
-        expected.states, unrecorded
+    assert before_provenance(without_accepted(ledger.states), unrecorded) == before_provenance(
+        without_accepted(expected.states), unrecorded
     )
     published = {(o, k) for o, k in ledger.documents if o != ALERTS}
     assert published <= {(o, k) for o, k in expected.documents}
