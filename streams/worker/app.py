@@ -119,23 +119,26 @@ def mirrored_event_topics(partner: Region) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class WorkerOptions:
+    """How one worker runs. What ``batteryloop worker`` has an option for has no default here:
+    the command holds it (and its ``--help`` explains it), so it is written once."""
+
     region: Region
     bootstrap: str
-    store: str = "rocksdb://"  # or "memory://"
-    data_dir: str = "batteryloop-data"
-    web_port: int = 6066
-    web_host: str = "127.0.0.1"
-    grace_seconds: float = 3600.0
-    tick_seconds: float = 5.0
+    store: str  # "rocksdb://" or "memory://"
+    data_dir: str
+    web_port: int
+    web_host: str
+    grace_seconds: float
+    tick_seconds: float
+    session_timeout: float
+    #: How long a rebalance waits for members to rejoin; a SIGKILLed member is waited for this
+    #: long on some brokers before its partitions move.
+    rebalance_timeout: float
+    #: How long the worker may wait for its partitions before it warns (log, ``/healthz``).
+    assignment_timeout: float
     route_batch: int = 2000
     entity_batch: int = 5000
     batch_within: float = 0.05
-    session_timeout: float = 10.0
-    #: How long a rebalance waits for members to rejoin; a SIGKILLed member is waited for this
-    #: long on some brokers before its partitions move.
-    rebalance_timeout: float = 60.0
-    #: How long the worker may wait for its partitions before it warns (log, ``/healthz``).
-    assignment_timeout: float = 30.0
     schema_registry_url: str | None = None
     #: librdkafka properties for the worker's producer (SASL, TLS, tuning).
     kafka: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets

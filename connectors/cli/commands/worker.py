@@ -82,35 +82,40 @@ def register(sub: Subcommands) -> None:
         "--data-dir",
         type=Path,
         default=Path("batteryloop-data"),
-        help="where the worker keeps its RocksDB tables (default ./batteryloop-data)",
+        help="where the worker keeps its RocksDB tables (default %(default)s)",
     )
-    worker.add_argument("--web-port", type=int, default=6066, help="HTTP views (default 6066)")
-    worker.add_argument("--web-host", default="127.0.0.1", help="HTTP bind address")
+    worker.add_argument(
+        "--web-port", type=int, default=6066, help="HTTP views (default %(default)s)"
+    )
+    worker.add_argument(
+        "--web-host", default="127.0.0.1", help="HTTP bind address (default %(default)s)"
+    )
     worker.add_argument(
         "--grace-seconds",
         type=float,
         default=3600.0,
         help="how long a reference to an unknown lot or battery, or an event from an "
-        "uncertified operator, waits for the missing event before it is alerted (default 3600)",
+        "uncertified operator, waits for the missing event before it is alerted "
+        "(default %(default)s)",
     )
     worker.add_argument(
         "--session-timeout",
         type=float,
         default=10.0,
-        help="consumer group session timeout in seconds (default 10)",
+        help="consumer group session timeout in seconds (default %(default)s)",
     )
     worker.add_argument(
         "--rebalance-timeout",
         type=float,
         default=60.0,
-        help="how long a rebalance waits for members to rejoin, in seconds (default 60)",
+        help="how long a rebalance waits for members to rejoin, in seconds (default %(default)s)",
     )
     worker.add_argument(
         "--assignment-timeout",
         type=float,
         default=30.0,
         help="seconds the worker may wait for its partitions before it logs a warning and "
-        "/healthz answers 503 (default 30)",
+        "/healthz answers 503 (default %(default)s)",
     )
     worker.add_argument(
         "--loglevel", default="warning", choices=["debug", "info", "warning", "error"]
