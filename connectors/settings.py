@@ -222,8 +222,10 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            # "=value" is never echoed: the value may be a password
-            shown = repr(pair) if not sep else "'=...' (no property name)"
+            # Only what can be a property name is echoed: "=value", or "sasl.password:x" where
+            # "=" was mistyped, may hold a password.
+            head = pair.split(":", 1)[0].split(" ", 1)[0]
+            shown = f"'{head}...'" if not sep else "'=...' (no property name)"
             raise ValueError(f"-X {shown}: expected property=value, e.g. -X security.protocol=SSL")
         out[name.strip()] = value
     return out

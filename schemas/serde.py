@@ -14,9 +14,9 @@ Two framings, both decodable by :meth:`Serde.decode` whichever one a record carr
 
 Besides the private event schemas, a serde can write and read *shared* schemas: the redacted
 form of an event type that the mirror publishes to the partner region under a data-sharing
-policy (``batteryloop.shared.*``, see ``connectors/sharing.py``). A shared record is decoded with
-its own schema, not resolved to the private one (which it deliberately lacks fields of); the
-fields it lacks are the models' optional confidential ones.
+policy (``batteryloop.shared.*``, see ``connectors/mirror/policy.py``). A shared record is
+decoded with its own schema, not resolved to the private one (which it deliberately lacks
+fields of); the fields it lacks are the models' optional confidential ones.
 
 The body is fastavro's schemaless encoding with parsed schemas cached once per process. Data
 written with an older version of a schema is resolved to the current version on decoding.

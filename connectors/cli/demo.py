@@ -129,7 +129,7 @@ def run_demo(
                 step(f"{region.value}: stream processors started (pid {worker.pid})")
             secret = secrets.token_bytes(32)
             for source, target in ((Region.EU, Region.JP), (Region.JP, Region.EU)):
-                direction = f"{source.value.lower()}-to-{target.value.lower()}"
+                direction = sharing.direction(source.value, target.value)
                 options = MirrorOptions(
                     sharing.load(sharing.shipped(direction), secret),
                     configs[source],
@@ -147,8 +147,9 @@ def run_demo(
                 )
             published = publish(sim, configs, err=log)
             step("published; waiting until the processors and the mirrors are through")
-            watchers = {r: Watcher(configs[r]) for r in Region}
-            done = _wait(sim, agents, watchers, workers, started + timeout, step)
+            for region in Region:  # one by one: those opened are closed if a later one fails
+                watchers[region] = Watcher(configs[region])
+            done = _wait(sim, agents, threads, watchers, workers, started + timeout, step)
             summary = _summary(backend, sim, published.bad, agents, watchers, started, done)
         finally:
             stop.set()
@@ -169,6 +170,7 @@ def run_demo(
 def _wait(
     sim: Any,
     agents: dict[str, MirrorAgent],
+    threads: list[threading.Thread],
     watchers: dict[Region, Watcher],
     workers: list[WorkerProcess],
     deadline: float,
@@ -187,10 +189,14 @@ def _wait(
             if not worker.alive:
                 step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
                 return False
+        for thread in threads:
+            if not thread.is_alive():
+                step(f"mirror {thread.name} stopped on an error (see the log above)")
+                return False
         outputs = {r: w.poll() for r, w in watchers.items()}
         parts, complete = [], True
         for r in Region:
-            direction = f"{r.value.lower()}-to-{'jp' if r is Region.EU else 'eu'}"
+            direction = sharing.direction(r.value, "JP" if r is Region.EU else "EU")
             t = agents[direction].totals
             decided = t.mirrored + t.filtered + t.skipped
             passports = len(outputs[r].documents["passports"])

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from connectors.cli.commands import (
     broker,
@@ -51,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"batteryloop: error: {exc}", file=sys.stderr)
         return 2
     except KafkaException as exc:
-        print(f"batteryloop: error: Kafka: {exc.args[0].str()}", file=sys.stderr)
+        error = exc.args[0] if exc.args else exc
+        reason = error.str() if isinstance(error, KafkaError) else str(error)
+        print(f"batteryloop: error: Kafka: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a command without its own handling: no traceback for Ctrl-C
         print("batteryloop: interrupted", file=sys.stderr)

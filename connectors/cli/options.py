@@ -14,7 +14,8 @@ EPILOG = """\
 Environment: BATTERYLOOP_EU_BOOTSTRAP, BATTERYLOOP_JP_BOOTSTRAP name the two clusters;
 BATTERYLOOP_SCHEMA_REGISTRY_URL switches to the Confluent wire format; BATTERYLOOP_KAFKA_<PROP>
 (and BATTERYLOOP_EU_KAFKA_<PROP>, BATTERYLOOP_JP_KAFKA_<PROP>) pass librdkafka properties,
-dots as underscores. -X property=value on a command overrides them all.
+dots as underscores. A command's own librdkafka options (-X property=value; -S and -T for the
+mirror's source and target) override them all.
 """
 
 # argparse exposes no public name for the object add_subparsers() returns

@@ -82,7 +82,9 @@ class ChildProcess:
 
 
 class WorkerProcess(ChildProcess):
-    """``batteryloop worker`` for one region."""
+    """``batteryloop worker`` for one region, tuned for the demo and the tests (memory store, a
+    short grace period, the 6 s session timeout the embedded brokers need); what it does not
+    set (``assignment_timeout`` None) is the command's default."""
 
     def __init__(
         self,
@@ -92,7 +94,7 @@ class WorkerProcess(ChildProcess):
         store: str = "memory",
         grace_seconds: float = 5.0,
         loglevel: str = "warning",
-        assignment_timeout: float = 30.0,
+        assignment_timeout: float | None = None,
     ) -> None:
         self.region = region
         self.assignment_timeout = assignment_timeout
@@ -123,8 +125,11 @@ class WorkerProcess(ChildProcess):
             "6",
             "--rebalance-timeout",
             "8",
-            "--assignment-timeout",
-            str(self.assignment_timeout),
             "--loglevel",
             self.loglevel,
+            *(
+                ["--assignment-timeout", str(self.assignment_timeout)]
+                if self.assignment_timeout is not None
+                else []
+            ),
         ]

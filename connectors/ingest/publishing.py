@@ -111,14 +111,21 @@ def publish_file(
         err.write(f"line {number}: delivery to {failure.topic} failed: {failure.error}\n")
 
     def producer_for(region: Region) -> EventProducer:
-        config = config_for(region)
-        if connect_timeout is not None:
-            try:
+        try:
+            config = config_for(region)
+            if connect_timeout is not None:
                 check_reachable(config, connect_timeout)
-            except Exception:
-                for other in producers.values():
-                    other.flush()  # what was queued for the other region still counts
-                raise
+        except RegionMismatch:
+            raise  # the line is rejected; the run goes on
+        except Exception:
+            # The run stops here; what was queued for the other region is delivered and the
+            # report says what became of it, before the error is raised.
+            for other in producers.values():
+                other.flush()
+                report.unknown += other.unknown
+            report.seconds = time.monotonic() - started
+            err.write(f"stopped: {report.summary()}\n")
+            raise
         producer = producers[region] = EventProducer(config, serde, on_failure=delivery_failed)
         return producer
 

@@ -118,7 +118,14 @@ Client = TypeVar("Client", Producer, Consumer, AdminClient)
 def _build(kind: Callable[[dict[str, Any]], Client], config: dict[str, Any]) -> Client:
     try:
         return kind(config)
-    except (KafkaException, ValueError, TypeError) as exc:
+    except KafkaException as exc:
+        # the same error, code kept (callers tell configuration errors apart by it), text scrubbed
+        error = exc.args[0]
+        if not isinstance(error, KafkaError):
+            raise KafkaException(_scrub(str(error), config)) from None
+        scrubbed = KafkaError(error.code(), _scrub(error.str(), config), fatal=error.fatal())
+        raise KafkaException(scrubbed) from None
+    except (ValueError, TypeError) as exc:
         raise type(exc)(_scrub(str(exc), config)) from None
 
 

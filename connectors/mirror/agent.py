@@ -3,8 +3,8 @@ republished to the partner region's cluster exactly once, without broker transac
 
 It reads the source cluster's event topics by assignment (no consumer group, no commits: the
 source cluster's other consumers see nothing of it) and writes ``<source>.batteryloop.events.*``
-on the target cluster with confluent-kafka; decisions are in :mod:`replication`, redaction in
-:mod:`sharing`. For the certification gate it also reads, never mirrors, the partner's
+on the target cluster with confluent-kafka; decisions are in :mod:`.replication`, redaction in
+:mod:`.policy`. For the certification gate it also reads, never mirrors, the partner's
 certifications as the partner's mirror wrote them into the source cluster
 (``<target>.batteryloop.events.certification``): either region's scheme certifies.
 
@@ -361,6 +361,13 @@ class Session:
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
         self._skipped = m.skipped.labels(direction)
+        # The producer first: a consumer built before a producer that fails to build would be
+        # left open, one more on every retry.
+        self.producer = clients.producer(
+            {**PRODUCER_DEFAULTS, **self.o.target, **PRODUCER_ENFORCED},
+            on_delivery=agent.delivered,
+            error_cb=agent.client_error,
+        )
         self.consumer = clients.consumer(
             {
                 "auto.offset.reset": "earliest",
@@ -369,11 +376,6 @@ class Session:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
             }
-        )
-        self.producer = clients.producer(
-            {**PRODUCER_DEFAULTS, **self.o.target, **PRODUCER_ENFORCED},
-            on_delivery=agent.delivered,
-            error_cb=agent.client_error,
         )
         # Certification partitions are read from the beginning (the certification state is
         # rebuilt each session); the others wait until they are read through.

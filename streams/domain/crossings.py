@@ -36,22 +36,27 @@ def alliance_side(country: str) -> str | None:
 def recovered_across_alliance(events: Iterable[Event]) -> dict[str, dict[str, int]]:
     """Micrograms of each metal in recovered lots shipped across the border, per direction
     (both directions always present; metals in name order, only those that crossed)."""
-    recovered: dict[str, dict[str, int]] = {}  # lot id -> metal -> ppm
-    shipments: list[ShipmentEvent] = []
+    # Keyed by event id, like the processors' facts: a duplicate counts once, and of two
+    # recoveries naming one output lot the lowest event id is the one (whatever the order).
+    recovered: dict[str, tuple[str, dict[str, int]]] = {}  # lot id -> (event id, metal -> ppm)
+    shipments: dict[str, ShipmentEvent] = {}
     for event in events:
         if isinstance(event, RecoveryEvent):
+            eid = str(event.event_id)
             for output in event.outputs:
-                recovered[output.lot_id] = {
-                    metal.value: ppm(share) for metal, share in output.composition.items() if share
-                }
+                held = recovered.get(output.lot_id)
+                if held is None or eid < held[0]:
+                    composition = {m.value: ppm(s) for m, s in output.composition.items() if s}
+                    recovered[output.lot_id] = (eid, composition)
         elif isinstance(event, ShipmentEvent) and event.subject is ShipmentSubject.lot:
-            shipments.append(event)
+            shipments[str(event.event_id)] = event
     crossed: dict[str, dict[str, int]] = {d: {} for d in DIRECTIONS}
-    for shipment in shipments:
-        composition = recovered.get(shipment.subject_id)
+    for shipment in shipments.values():
+        held = recovered.get(shipment.subject_id)
         here, there = alliance_side(shipment.from_country), alliance_side(shipment.to_country)
-        if composition is None or here is None or there is None or here == there:
+        if held is None or here is None or there is None or here == there:
             continue
+        composition = held[1]
         into = crossed[f"{here}->{there}"]
         for metal, part in composition.items():
             into[metal] = into.get(metal, 0) + grams(shipment.mass_kg) * part

@@ -136,6 +136,36 @@ def test_a_missing_cluster_is_a_clear_error() -> None:
     assert "no bootstrap servers for the EU cluster: set BATTERYLOOP_EU_BOOTSTRAP" in result.stderr
 
 
+def test_a_region_without_a_cluster_stops_the_run_after_delivering_and_reporting_the_rest(
+    tmp_path: Path,
+) -> None:
+    """EU events, then a JP one while only the EU cluster is configured: the run stops with the
+    error, and the EU events already queued are delivered and reported, not dropped."""
+    lines = SAMPLE.read_text().splitlines()
+    eu_lines = lines[4:6]  # two valid EU extractions
+    jp_line = next(line for line in lines if json.loads(line)["region"] == "JP")
+    source = tmp_path / "eu-then-jp.jsonl"
+    source.write_text("\n".join([*eu_lines, jp_line]) + "\n")
+    topics = [t.name for t in EVENT_TOPICS.values()]
+    with EmbeddedBroker(Region.EU, "tansu") as eu:
+        run("topics", "create", "--region", "eu", "--bootstrap", eu.bootstrap)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BATTERYLOOP_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "connectors.cli", "produce", str(source)],
+            capture_output=True,
+            text=True,
+            env={**env, "BATTERYLOOP_EU_BOOTSTRAP": eu.bootstrap},
+            timeout=120,
+        )
+        on_topic = read_from_start(
+            {"bootstrap.servers": eu.bootstrap}, topics, len(eu_lines), timeout=20
+        )
+    assert result.returncode == 2, result.stderr
+    assert "no bootstrap servers for the JP cluster" in result.stderr
+    assert f"stopped: published {len(eu_lines)} events" in result.stderr
+    assert len(on_topic) == len(eu_lines)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -30,7 +30,7 @@ class Worker(WorkerProcess):
         data_dir: Path,
         store: str = "rocksdb",
         loglevel: str = "info",
-        assignment_timeout: float = 30.0,
+        assignment_timeout: float | None = None,
     ) -> None:
         super().__init__(
             broker.region, broker.bootstrap, data_dir, store, 2.0, loglevel, assignment_timeout

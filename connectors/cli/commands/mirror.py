@@ -26,7 +26,10 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
         raise ValueError("--source and --target must be different regions")
     settings = Settings.from_env()
     if args.secret_file is not None:
-        secret: bytes | None = args.secret_file.read_bytes().strip()
+        try:
+            secret: bytes | None = args.secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"--secret-file {args.secret_file}: {exc.strerror}") from None
     else:
         secret = settings.sharing_secret_bytes()
     if not secret:
@@ -34,7 +37,7 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
             "no pseudonymisation secret: give --secret-file FILE or set "
             "BATTERYLOOP_SHARING_SECRET (the data-sharing agreement's shared secret)"
         )
-    direction = f"{args.source.value.lower()}-to-{args.target.value.lower()}"
+    direction = sharing.direction(args.source.value, args.target.value)
     policy = sharing.load(args.policy or sharing.shipped(direction), secret)
     if (policy.source, policy.target) != (args.source, args.target):
         raise ValueError(f"the policy {args.policy} is for {policy.direction}, not {direction}")
@@ -86,8 +89,9 @@ def register(sub: Subcommands) -> None:
             "Mirror the source region's event topics to the target region's cluster under a "
             "data-sharing policy (default: the shipped one for the direction, see "
             "connectors/mirror/policies). Only event types and fields the policy shares cross, "
-            "confidential fields never; only events of operators certified in the source "
-            "region cross, marked as recognised. Target topics are prefixed with the source "
+            "confidential fields never; only events of operators certified under either "
+            "region's scheme cross (mutual recognition), marked with the certificate that "
+            "recognised them. Target topics are prefixed with the source "
             "region (eu.batteryloop.events.*) and records carry provenance headers. Exactly "
             "once without broker transactions: the position is recovered from what landed on "
             "the target. Runs until Ctrl-C or SIGTERM; keeps retrying while a cluster is "

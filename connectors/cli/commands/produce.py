@@ -32,7 +32,7 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
         return settings.client_config(region, overrides, bootstrap=args.bootstrap)
 
     if args.bootstrap and args.region is None:
-        raise SystemExit("--bootstrap names one cluster: give --region with it")
+        raise ValueError("--bootstrap names one cluster: give --region with it")
     csv = args.format == "csv" or (args.format is None and str(args.file).endswith(".csv"))
     if args.event_type is not None and args.event_type not in EVENT_MODELS:
         raise ValueError(f"--event-type: no such event type (known: {', '.join(EVENT_MODELS)})")
@@ -66,15 +66,17 @@ def register(sub: Subcommands) -> None:
     produce = command(
         sub,
         "produce",
-        "publish JSON Lines events to their topics",
+        "publish JSON Lines or CSV events to their topics",
         cmd_produce,
         description=(
-            "Publish a JSONL file of events (one pydantic-JSON event per line; '-' reads stdin). "
+            "Publish a JSONL file of events (one pydantic-JSON event per line; '-' reads stdin), "
+            "or a CSV file (see csv-columns). "
             "Each event goes to its event type's topic, keyed by its lot or battery id, on the "
             "cluster of its region (or of --region, which then rejects events of the other "
             "region). Invalid lines (not UTF-8, not JSON, not a valid event) are reported with "
             "their line number and reason and the rest are still published; the exit code is 1 "
-            "if any line failed, 2 if the file cannot be opened."
+            "if any line failed, 2 if the file cannot be opened or a cluster is unreachable or "
+            "not configured (what was queued by then is delivered and reported first)."
         ),
     )
     add_cluster_options(produce, region_required=False)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from connectors.kafka import clients
 from connectors.kafka.clients import ClusterUnreachable, RateLimitedLog, check_reachable
@@ -101,6 +101,10 @@ def test_a_construction_error_does_not_show_a_secret() -> None:
             }
         )
     assert "pw<hunter2>" not in str(info.value)
+    # still librdkafka's error with its code: callers tell a configuration error by it
+    error = info.value.args[0]
+    assert isinstance(error, KafkaError) and error.code() == KafkaError._INVALID_ARG
+    assert "no.such.property" in error.str()
 
 
 def test_produce_waits_for_room_when_the_local_queue_is_full(closed_port: str) -> None:

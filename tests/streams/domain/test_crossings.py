@@ -145,3 +145,11 @@ def test_each_regions_ledger_reads_the_same_loops_from_its_lot_documents() -> No
     # what Japan's refiners took from EU recycling is what crossed EU->JP, all of it refined
     assert rests["EU"]["JP"] == crossed["EU"]["EU->JP"]
     assert rests["EU"]["EU"] == crossed["EU"]["JP->EU"]
+
+
+def test_a_duplicated_shipment_counts_once() -> None:
+    from connectors.ingest.simulator import simulate
+
+    events = simulate(20, 1, 7, 0.0).events
+    shipments = [e for e in events if e.event_type == "shipment"]
+    assert recovered_across_alliance(events + shipments) == recovered_across_alliance(events)
