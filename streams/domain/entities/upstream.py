@@ -23,6 +23,7 @@ Both rules are functions of facts held, so the lists are the same in every arriv
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from schemas.values import EU_MEMBER_STATES
 from streams.domain.entities.effects import Effects
@@ -132,3 +133,30 @@ def missing_view(entries: list[MissingUpstream]) -> list[dict[str, object]]:
         }
         for e in entries
     ]
+
+
+#: How many missing entities :func:`describe_missing` names one by one before counting the rest.
+DESCRIBED = 5
+
+
+def describe_missing(document: dict[str, Any]) -> list[str]:
+    """Lines for a person reading an incomplete lot or passport document: what is missing,
+    how far up, via which entity, and where it is expected from; none for a complete one."""
+    if document.get("complete", True):
+        return []
+    entries = document.get("missing_upstream") or []
+    lines = []
+    for e in entries[:DESCRIBED]:
+        steps = "1 hop" if e["hops"] == 1 else f"{e['hops']} hops"
+        side = e["expected_from"] or "an unknown region"
+        lines.append(
+            f"incomplete: {e['kind']} {e['id']} ({steps} upstream, via {e['referenced_by']}) "
+            f"never arrived here; expected from {side}"
+        )
+    more = len(entries) - len(lines) + int(document.get("missing_upstream_more") or 0)
+    if more:
+        lines.append(f"incomplete: {more} more missing upstream")
+    if not lines:
+        # A document written before missing_upstream existed, or a genealogy cut as a cycle.
+        lines.append("incomplete: not every input's genealogy is known here")
+    return lines
