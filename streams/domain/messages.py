@@ -42,13 +42,31 @@ class MetalMass(msgspec.Struct, array_like=True):
     post_consumer: int
 
 
+class MissingUpstream(msgspec.Struct, frozen=True, array_like=True):
+    """A lot or battery somewhere upstream that this ledger holds no creation of.
+
+    ``hops`` counts the steps from the profiled entity (1: a direct input); ``referenced_by``
+    is the id of the lot or battery whose event names it as an input or component;
+    ``expected_from`` is the region expected to supply its creation (see
+    :mod:`streams.domain.entities.upstream`), None when unknown.
+    """
+
+    kind: str  # lot | battery
+    id: str
+    hops: int
+    referenced_by: str
+    expected_from: str | None
+
+
 class Profile(msgspec.Struct, kw_only=True):
     """What an entity is made of, as far as its genealogy is known.
 
     A lot's or battery's mass, its metals, the micrograms of primary origin per
-    ``"<country>|<site>"``, whether every input is known, the genealogy's depth, and the
-    regions whose events it rests on (the entity's creation and everything upstream). A
-    profile written before ``regions`` existed reads as resting on none.
+    ``"<country>|<site>"``, whether every input is known, the genealogy's depth, the
+    regions whose events it rests on (the entity's creation and everything upstream), and the
+    nearest entities upstream this ledger has no creation of (with a count of those beyond the
+    bound). A profile written before ``regions`` or ``missing_upstream`` existed reads as
+    resting on none and missing none.
     """
 
     grams: int
@@ -57,6 +75,8 @@ class Profile(msgspec.Struct, kw_only=True):
     complete: bool = True
     depth: int = 0
     regions: list[str] = []
+    missing_upstream: list[MissingUpstream] = []
+    missing_upstream_more: int = 0
 
 
 class SharedUnder(msgspec.Struct, frozen=True, array_like=True):
@@ -191,6 +211,16 @@ class ProfileUpdate(Versioned, frozen=True, tag="profile/2"):
     profile: Profile
 
 
+class Absence(Versioned, frozen=True, tag="absence/2"):
+    """From a lot or battery referenced as an input but not created on this ledger, to those
+    made from it: the region its shipments say its creation is expected from. ``revision``
+    counts the shipment facts it rests on (it only grows, like a profile's)."""
+
+    source: str
+    revision: int
+    expected_from: str | None
+
+
 class RecycledContentLabels(msgspec.Struct, frozen=True, kw_only=True):
     manufacturer: str
     plant: str
@@ -253,6 +283,7 @@ Message: TypeAlias = (
     | Certification
     | CertificationCheck
     | ProfileUpdate
+    | Absence
     | RecycledContentContribution
     | RecoveryContribution
     | Tick

@@ -13,6 +13,7 @@ from typing import TypeAlias
 import msgspec
 
 from streams.domain.messages import (
+    Absence,
     Certification,
     LotCreated,
     LotDebited,
@@ -63,6 +64,9 @@ class LotState(EntityState, tag="lot/2"):
     recovery_revision: int | None = None  # revision of the recovery contributions last sent
     alerts: dict[str, AlertMemory] = {}
     waiting_since: int | None = None  # wall ms: referenced but not created since then
+    # Added in place to lot/2 (empty by default: an older state has heard of no absence).
+    absent: dict[str, Absence] = {}  # input lot key -> its newest absence notice
+    absence_revision: int | None = None  # revision of the absence notice last sent
 
 
 class TallyMembership(msgspec.Struct, array_like=True):
@@ -84,6 +88,9 @@ class BatteryState(EntityState, tag="battery/2"):
     tally: TallyMembership | None = None
     alerts: dict[str, AlertMemory] = {}
     waiting_since: int | None = None
+    # Added in place to battery/2, as for lots.
+    absent: dict[str, Absence] = {}  # input lot or component key -> its newest absence notice
+    absence_revision: int | None = None
 
 
 class PendingCheck(msgspec.Struct, array_like=True):

@@ -23,6 +23,7 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.consume import latest_by_key
     from schemas.topics import DOCUMENT_TOPICS
     from streams.domain.entities import with_certification
+    from streams.domain.entities.upstream import describe_missing
     from streams.domain.quantities import micros
 
     config = client_config(args, args.region)
@@ -38,6 +39,9 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
         )
         return 1
     passport = json.loads(document)
+    # Why a passport is incomplete goes to stderr, so stdout stays the document alone.
+    for line in describe_missing(passport):
+        print(f"batteryloop: {line}", file=sys.stderr)
     manufacturer = passport["manufacturer_id"].encode()
     operators = latest_by_key(config, DOCUMENT_TOPICS["operators"].name, [manufacturer])
     operator = operators.get(manufacturer)
@@ -73,7 +77,9 @@ def register(sub: Subcommands) -> None:
         description=(
             "Print the latest passport of a battery from the compacted passports topic, with "
             "whether its manufacturer is certified now (either region's scheme counts). "
-            "Exit code 1 if the battery has no passport."
+            "An incomplete passport is explained on stderr: each lot or battery upstream "
+            "that never arrived in this cluster, how many hops up, and which region is "
+            "expected to supply it. Exit code 1 if the battery has no passport."
         ),
     )
     add_cluster_options(passport)

@@ -27,7 +27,14 @@ from streams.domain.entities.genealogy import (
     sorted_profile,
 )
 from streams.domain.entities.provenance import PASSPORT_SHOWS, keep, preferred
+from streams.domain.entities.upstream import (
+    hold_absence,
+    missing_upstream,
+    missing_view,
+    send_absence,
+)
 from streams.domain.messages import (
+    Absence,
     Fact,
     Manufactured,
     Message,
@@ -89,6 +96,8 @@ def _take_in(state: BatteryState, messages: list[Message]) -> set[str]:
                     new_parents.add(message.parent)
             case ProfileUpdate():
                 hold(state.inputs, message.source, message.revision, message.profile)
+            case Absence():
+                hold_absence(state.absent, message)
     return new_parents
 
 
@@ -113,10 +122,16 @@ def status_at(timeline: list[StatusChange], at: int) -> str | None:
     return status
 
 
-def battery_profile(made: Manufactured, inputs: dict[str, HeldProfile]) -> Profile:
+def battery_profile(
+    battery_id: str, made: Manufactured, inputs: dict[str, HeldProfile], absent: dict[str, Absence]
+) -> Profile:
     components: list[tuple[str, int | None]] = [(battery_key(c), None) for c in made.components]
-    profile = mix(lot_parts(made.inputs) + components, inputs)
+    parts = lot_parts(made.inputs) + components
+    profile = mix(parts, inputs)
     profile.regions = [*profile.regions, made.region]
+    profile.missing_upstream, profile.missing_upstream_more = missing_upstream(
+        [source for source, _ in parts], inputs, absent, battery_id, made.region
+    )
     return sorted_profile(profile)
 
 
@@ -129,7 +144,7 @@ def _send_profile(
     key: str, state: BatteryState, profile: Profile, new_parents: set[str], fx: Effects
 ) -> int:
     """Send a changed profile to every pack it is part of, an unchanged one to new ones."""
-    current = revision(len(state.manufactured), state.inputs)
+    current = revision(len(state.manufactured), state.inputs, state.absent)
     all_parents = sorted({p.parent for p in state.parents.values()})
     targets = all_parents if state.profile_revision != current else sorted(new_parents)
     for parent in targets:
@@ -210,11 +225,16 @@ def handle_battery(
     alerts: dict[str, Document] = {}
     profile = None
     if made is not None:
-        profile = battery_profile(made, state.inputs)
+        profile = battery_profile(battery_id, made, state.inputs, state.absent)
         if profile.depth <= MAX_GENEALOGY_DEPTH:
             current = _send_profile(key, state, profile, new_parents, fx)
             _send_tally_contribution(key, state, made, profile, current, fx)
         alerts.update(_manufactured_alerts(key, battery_id, state, made, profile))
+    else:
+        parents = sorted({p.parent for p in state.parents.values()})
+        state.absence_revision = send_absence(
+            key, state.shipments, state.absence_revision, parents, new_parents, fx
+        )
     timeline = status_timeline(state, made)
     if made is not None:
         alerts.update(_outflows(key, battery_id, state, timeline))
@@ -285,6 +305,8 @@ def passport_view(
         "shredded_into": shreds[-1].black_mass_lot_id if shreds else None,
         "complete": profile.complete,
         "missing_inputs": missing,
+        "missing_upstream": missing_view(profile.missing_upstream),
+        "missing_upstream_more": profile.missing_upstream_more,
         **provenance.view(made.region, cfg, _facts(state), profile.regions, PASSPORT_SHOWS),
     }
 

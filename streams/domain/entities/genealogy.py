@@ -11,7 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from streams.domain.messages import LotPortion, MetalMass, Profile
+from streams.domain.entities.upstream import absence_revision
+from streams.domain.messages import Absence, LotPortion, MetalMass, Profile
 from streams.domain.quantities import kg_from_grams, kg_from_micrograms, scaled, share
 from streams.domain.routing import lot_key
 from streams.domain.states import HeldProfile
@@ -38,9 +39,10 @@ def hold(inputs: dict[str, HeldProfile], source: str, revision: int, profile: Pr
     return True
 
 
-def revision(own_facts: int, inputs: dict[str, HeldProfile]) -> int:
-    """How many facts a profile rests on: the entity's own and its inputs' revisions."""
-    return own_facts + sum(held.revision for held in inputs.values())
+def revision(own_facts: int, inputs: dict[str, HeldProfile], absent: dict[str, Absence]) -> int:
+    """How many facts a profile rests on: the entity's own, its inputs' revisions, and the
+    shipments its uncreated inputs' absence notices rest on."""
+    return own_facts + sum(held.revision for held in inputs.values()) + absence_revision(absent)
 
 
 def take(profile: Profile, g: int) -> Profile:
@@ -109,6 +111,8 @@ def sorted_profile(p: Profile) -> Profile:
         complete=p.complete,
         depth=p.depth,
         regions=sorted(set(p.regions)),
+        missing_upstream=p.missing_upstream,
+        missing_upstream_more=p.missing_upstream_more,
     )
 
 

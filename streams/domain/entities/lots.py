@@ -29,7 +29,14 @@ from streams.domain.entities.genealogy import (
     sorted_profile,
 )
 from streams.domain.entities.provenance import keep
+from streams.domain.entities.upstream import (
+    hold_absence,
+    missing_upstream,
+    missing_view,
+    send_absence,
+)
 from streams.domain.messages import (
+    Absence,
     Fact,
     LotCreated,
     LotDebited,
@@ -53,8 +60,20 @@ OUTFLOW_LOT_FORMS = frozenset({"black_mass", "recovered"})
 ROUNDING_UG_PER_INPUT = 1
 
 
-def lot_profile(created: LotCreated, inputs: dict[str, HeldProfile]) -> Profile:
-    """The lot's profile: from its own composition, or mixed from the inputs it was made of."""
+def lot_profile(
+    lot_id: str, created: LotCreated, inputs: dict[str, HeldProfile], absent: dict[str, Absence]
+) -> Profile:
+    """The lot's profile: from its own composition, or mixed from the inputs it was made of,
+    with what is missing upstream of it (:mod:`.upstream`)."""
+    profile = _made_of(created, inputs)
+    sources = [source for source, _ in lot_parts(created.inputs)]
+    profile.missing_upstream, profile.missing_upstream_more = missing_upstream(
+        sources, inputs, absent, lot_id, created.region
+    )
+    return profile
+
+
+def _made_of(created: LotCreated, inputs: dict[str, HeldProfile]) -> Profile:
     g = created.grams
     if created.kind == "extracted":
         return Profile(
@@ -111,6 +130,8 @@ def _take_in(state: LotState, messages: list[Message]) -> tuple[set[str], bool]:
                 keep(state.shipments, message)
             case ProfileUpdate():
                 hold(state.inputs, message.source, message.revision, message.profile)
+            case Absence():
+                hold_absence(state.absent, message)
     return new_consumers, new_recoveries
 
 
@@ -124,7 +145,7 @@ def _send_profile(
 ) -> None:
     """Send a changed profile to every consumer, an unchanged one to new consumers only."""
     new_consumers, new_recoveries = news
-    current = revision(len(state.created), state.inputs)
+    current = revision(len(state.created), state.inputs, state.absent)
     consumers = sorted({c for d in state.debits.values() for c in d.consumers})
     targets = consumers if state.profile_revision != current else sorted(new_consumers)
     for consumer in targets:
@@ -290,10 +311,15 @@ def handle_lot(
     lot_id = key.split("/", 1)[1]
     alerts: dict[str, Document] = {}
     if created is not None:
-        profile = sorted_profile(lot_profile(created, state.inputs))
+        profile = sorted_profile(lot_profile(lot_id, created, state.inputs, state.absent))
         if profile.depth <= MAX_GENEALOGY_DEPTH:
             _send_profile(key, state, created, profile, news, fx)
         alerts.update(_created_alerts(key, lot_id, state, created, profile))
+    else:
+        consumers = sorted({c for d in state.debits.values() for c in d.consumers})
+        state.absence_revision = send_absence(
+            key, state.shipments, state.absence_revision, consumers, news[0], fx
+        )
     alerts.update(_outflows(key, lot_id, state, created))
     references = [*state.debits, *state.shipments]
     message = f"lot {lot_id} is referenced but no event created it"
@@ -341,5 +367,7 @@ def lot_view(
         "location": holder(state.shipments),
         "complete": profile.complete,
         "missing_inputs": missing,
+        "missing_upstream": missing_view(profile.missing_upstream),
+        "missing_upstream_more": profile.missing_upstream_more,
         **provenance.view(created.region, cfg, facts, profile.regions, provenance.LOT_SHOWS),
     }
