@@ -58,6 +58,8 @@ from streams.domain.states import (
 #: event there is counted again in the alert's total (it cannot change passports or tallies).
 PENDING_DETAIL = 500
 #: Flagged events remembered by id (the newest), for deduplication and the alert's examples.
+#: An older flagged event replayed is judged and counted again (the caveat above): the
+#: alert's total may grow on a replay; its kind, status and examples do not change.
 FLAGGED_DETAIL = 100
 #: Accepted (covered) events kept by id, the newest by occurred_at, so that a revocation read
 #: after them can judge them again; older ones are counted per hour, with the caveat above, and
