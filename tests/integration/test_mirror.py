@@ -466,3 +466,29 @@ def _scalars(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [s for v in value for s in _scalars(v)]
     return [value]
+
+
+def test_an_operator_certified_only_under_the_partner_scheme_is_recognised(
+    regions: dict[Region, EmbeddedBroker], tmp_path: Path
+) -> None:
+    """Mutual recognition at the gate: an EU company certified by the Ouranos scheme alone.
+    Its certification reaches the EU cluster through the JP->EU mirror; the EU->JP mirror reads
+    it there and lets the company's EU events cross, naming the JP certificate."""
+    eu, jp = regions[EU], regions[JP]
+    operator = "BPNL0000000MUT01"
+    [certification] = scenarios.certifications([operator], start=6_100_000, regions=["JP"])
+    assert isinstance(certification, CertificationEvent)
+    ore = scenarios.reference()[4].model_copy(
+        update={"event_id": uid(6_100_001), "operator_id": operator, "lot_id": "ORE-MUT-1"}
+    )
+    assert ore.event_type == "extraction" and ore.region is EU
+    publish(jp, [certification])
+    publish(eu, [ore])
+    with Mirror(jp, eu, tmp_path) as back:
+        # known on the EU cluster first: an event waits only --grace for its certification
+        wait_landed(eu, JP, [str(certification.event_id)], mirror=back)
+        with Mirror(eu, jp, tmp_path) as forth:
+            found = wait_landed(jp, EU, [str(ore.event_id)], mirror=forth)
+    [crossed] = [x for x in found if x.event_type == "extraction"]
+    recognised = dict(crossed.headers)["batteryloop-recognised"]
+    assert recognised == f"JP:{certification.certificate_id}".encode()
