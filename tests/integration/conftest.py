@@ -4,6 +4,7 @@ backend that lacks a capability, naming it."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,21 @@ def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(Region.EU, request.param) as running:
         create_missing({"bootstrap.servers": running.bootstrap})
         yield running
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def regions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[dict[Region, EmbeddedBroker]]:
+    """A broker per region (EU, JP) of one backend, with the registry's topics."""
+    with contextlib.ExitStack() as stack:
+        brokers = {
+            r: stack.enter_context(EmbeddedBroker(r, request.param, data_dir=tmp_path / r.value))
+            for r in Region
+        }
+        for broker in brokers.values():
+            create_missing({"bootstrap.servers": broker.bootstrap})
+        yield brokers
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

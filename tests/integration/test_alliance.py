@@ -8,16 +8,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import read_from_start
-from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
+from connectors.kafka.embedded import EmbeddedBroker
 from schemas.topics import DEAD_LETTER_TOPIC, mirrored_topic_name, mirrored_topics
 from schemas.values import Region
 from tests import scenarios
@@ -28,20 +26,6 @@ from .workers import Worker, ground_truth, publish, published
 
 EU, JP = Region.EU, Region.JP
 OUTPUTS = ("passports", "lots", "recycled-content", "recovery")
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def regions(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[dict[Region, EmbeddedBroker]]:
-    with contextlib.ExitStack() as stack:
-        brokers = {
-            r: stack.enter_context(EmbeddedBroker(r, request.param, data_dir=tmp_path / r.value))
-            for r in Region
-        }
-        for broker in brokers.values():
-            create_missing({"bootstrap.servers": broker.bootstrap})
-        yield brokers
 
 
 def outputs(broker: EmbeddedBroker) -> dict[str, dict[str, Any]]:

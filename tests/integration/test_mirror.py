@@ -47,20 +47,6 @@ EU, JP = Region.EU, Region.JP
 UNCERTIFIED = "BPNL00000UNCERT1"
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def regions(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[dict[Region, EmbeddedBroker]]:
-    with contextlib.ExitStack() as stack:
-        brokers = {
-            r: stack.enter_context(EmbeddedBroker(r, request.param, data_dir=tmp_path / r.value))
-            for r in Region
-        }
-        for broker in brokers.values():
-            create_missing({"bootstrap.servers": broker.bootstrap})
-        yield brokers
-
-
 def workload(region: Region, loops: int, seed: int, first_id: int) -> list[Event]:
     """Closed loops published in ``region``: certified operators, one uncertified miner in every
     fifth loop, a few events of the other region, and a certification under the other
