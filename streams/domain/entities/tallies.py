@@ -9,6 +9,10 @@ the same partition. So a tally stays small however many batteries a model sells 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
 import msgspec
 
 from streams.domain.entities.alerts import RECOVERY, RECYCLED_CONTENT, publish_if_changed
@@ -41,6 +45,9 @@ RECOVERY_TARGETS: dict[str, tuple[str, str]] = {
 }
 
 
+_Share = TypeVar("_Share", RecycledContentShare, RecoveryShare)
+
+
 def part_key(tally_key: str, source: str) -> str:
     """Key of one source's contribution to a tally: ``<kind>-part/<tally>#<source key>``."""
     kind, _, rest = tally_key.partition("/")
@@ -66,23 +73,35 @@ def _count_recycled(tally: RecycledContentTally, s: RecycledContentShare, sign: 
         into.post_consumer += sign * mass.post_consumer
 
 
+def _replaced(
+    held: RecycledContentPart | RecoveryPart | None,
+    revision: int,
+    share: _Share | None,
+    count: Callable[[_Share, int], None],
+) -> bool:
+    """Swap a source's counted share for a newer revision's, keeping exact totals; False (and
+    nothing counted) when ``revision`` is not newer than what ``held`` records."""
+    if held is not None and held.revision >= revision:
+        return False
+    if held is not None and held.share is not None:
+        count(held.share, -1)  # type: ignore[arg-type]  # the part holds this tally's kind
+    if share is not None:
+        count(share, 1)
+    return True
+
+
 def _apply_recycled(
     key: str, tally: RecycledContentTally, messages: list[Message], fx: Effects
 ) -> None:
-    """Replace each battery's contribution by its newest revision, keeping exact totals."""
+    """Replace each battery's contribution by its newest revision."""
     for message in messages:
         if not isinstance(message, RecycledContentContribution):
             continue
         part = part_key(key, message.source)
         old = fx.get(part)
         assert old is None or isinstance(old, RecycledContentPart), f"{part}: {old!r}"
-        if old is not None and old.revision >= message.revision:
-            continue
-        if old is not None and old.share is not None:
-            _count_recycled(tally, old.share, -1)
-        if message.share is not None:
-            _count_recycled(tally, message.share, 1)
-        fx.put(part, RecycledContentPart(revision=message.revision, share=message.share))
+        if _replaced(old, message.revision, message.share, partial(_count_recycled, tally)):
+            fx.put(part, RecycledContentPart(revision=message.revision, share=message.share))
 
 
 def _count_recovered(tally: RecoveryTally, s: RecoveryShare, sign: int) -> None:
@@ -96,20 +115,15 @@ def _count_recovered(tally: RecoveryTally, s: RecoveryShare, sign: int) -> None:
 
 
 def _apply_recovered(key: str, tally: RecoveryTally, messages: list[Message], fx: Effects) -> None:
-    """Replace each recovery's contribution by its newest revision, keeping exact totals."""
+    """Replace each recovery's contribution by its newest revision."""
     for message in messages:
         if not isinstance(message, RecoveryContribution):
             continue
         part = part_key(key, message.source)
         old = fx.get(part)
         assert old is None or isinstance(old, RecoveryPart), f"{part}: {old!r}"
-        if old is not None and old.revision >= message.revision:
-            continue
-        if old is not None and old.share is not None:
-            _count_recovered(tally, old.share, -1)
-        if message.share is not None:
-            _count_recovered(tally, message.share, 1)
-        fx.put(part, RecoveryPart(revision=message.revision, share=message.share))
+        if _replaced(old, message.revision, message.share, partial(_count_recovered, tally)):
+            fx.put(part, RecoveryPart(revision=message.revision, share=message.share))
 
 
 def recycled_content_view(tally: RecycledContentTally) -> Document:
