@@ -78,8 +78,16 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=2031, help="same seed, same events")
 
 
-def client_config(args: argparse.Namespace, region: Region) -> dict[str, str]:
-    """librdkafka configuration for ``region`` from the environment, --bootstrap and -X."""
-    return Settings.from_env().client_config(
+def client_config(
+    args: argparse.Namespace, region: Region, settings: Settings | None = None
+) -> dict[str, str]:
+    """librdkafka configuration for ``region`` from the settings (the environment, unless the
+    command read them already), --bootstrap and -X."""
+    return (settings or Settings.from_env()).client_config(
         region, parse_overrides(args.overrides), bootstrap=args.bootstrap
     )
+
+
+def connect_timeout(args: argparse.Namespace, settings: Settings) -> float:
+    """--connect-timeout where the command has it, else BATTERYLOOP_CONNECT_TIMEOUT."""
+    return getattr(args, "connect_timeout", None) or settings.connect_timeout

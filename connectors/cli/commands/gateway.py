@@ -31,7 +31,7 @@ def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
     serde = Serde.for_registry(settings.schema_registry_url)
     gateway = Gateway(
         args.region,
-        client_config(args, args.region),
+        client_config(args, args.region, settings),
         tokens,
         serde,
         delivery_timeout=args.delivery_timeout,

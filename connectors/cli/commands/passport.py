@@ -11,6 +11,7 @@ from connectors.cli.options import (
     add_cluster_options,
     client_config,
     command,
+    connect_timeout,
 )
 from connectors.kafka import clients
 from connectors.settings import Settings
@@ -26,8 +27,9 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     from streams.domain.entities.upstream import describe_missing
     from streams.domain.quantities import micros
 
-    config = client_config(args, args.region)
-    clients.check_reachable(config, Settings.from_env().connect_timeout)
+    settings = Settings.from_env()
+    config = client_config(args, args.region, settings)
+    clients.check_reachable(config, connect_timeout(args, settings))
     key = args.battery_id.encode()
     found = latest_by_key(config, DOCUMENT_TOPICS["passports"].name, [key], timeout=args.timeout)
     document = found.get(key)

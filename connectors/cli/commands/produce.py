@@ -11,6 +11,7 @@ from connectors.cli.options import (
     Subcommands,
     add_cluster_options,
     command,
+    connect_timeout,
 )
 from connectors.settings import Settings, parse_overrides
 from schemas.values import Region
@@ -44,7 +45,7 @@ def cmd_produce(args: argparse.Namespace, out: TextIO) -> int:
         err=sys.stderr,
         csv=csv,
         event_type=args.event_type,
-        connect_timeout=args.connect_timeout or settings.connect_timeout,
+        connect_timeout=connect_timeout(args, settings),
     )
     out.write(report.summary() + "\n")
     return 0 if report.ok else 1

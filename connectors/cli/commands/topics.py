@@ -11,6 +11,7 @@ from connectors.cli.options import (
     add_cluster_options,
     client_config,
     command,
+    connect_timeout,
 )
 from connectors.settings import Settings
 
@@ -21,10 +22,11 @@ if TYPE_CHECKING:
 def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
 
+    settings = Settings.from_env()
     created, states = create_missing(
-        client_config(args, args.region),
+        client_config(args, args.region, settings),
         replication_factor=args.replication_factor,
-        connect_timeout=args.connect_timeout or Settings.from_env().connect_timeout,
+        connect_timeout=connect_timeout(args, settings),
     )
     for name in created:
         out.write(f"created {name}\n")
@@ -34,8 +36,9 @@ def cmd_topics_create(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_topics_list(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import describe
 
-    timeout = args.connect_timeout or Settings.from_env().connect_timeout
-    states = describe(client_config(args, args.region), connect_timeout=timeout)
+    settings = Settings.from_env()
+    config = client_config(args, args.region, settings)
+    states = describe(config, connect_timeout=connect_timeout(args, settings))
     return report_states(states, out, quiet_ok=False)
 
 

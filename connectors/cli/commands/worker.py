@@ -11,6 +11,7 @@ from connectors.cli.options import (
     add_cluster_options,
     client_config,
     command,
+    connect_timeout,
 )
 from connectors.settings import Settings
 
@@ -20,13 +21,14 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from schemas.topics import ALL_TOPICS, mirrored_topics
     from streams.worker.app import WorkerOptions, partner_of, run_worker
 
-    config = client_config(args, args.region)
+    settings = Settings.from_env()
+    config = client_config(args, args.region, settings)
     # The partner's mirrored topics too: the worker reads them before any mirror has run.
     partner = partner_of(args.region).value
     created, states = create_missing(
         config,
         [*ALL_TOPICS, *mirrored_topics(partner)],
-        connect_timeout=Settings.from_env().connect_timeout,
+        connect_timeout=connect_timeout(args, settings),
     )
     problems = [p for s in states for p in s.problems]
     for problem in problems:
@@ -46,7 +48,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         session_timeout=args.session_timeout,
         rebalance_timeout=args.rebalance_timeout,
         assignment_timeout=args.assignment_timeout,
-        schema_registry_url=Settings.from_env().schema_registry_url,
+        schema_registry_url=settings.schema_registry_url,
         kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
     )
     run_worker(options, loglevel=args.loglevel)
