@@ -134,6 +134,11 @@ class Region(StrEnum):
     EU = "EU"
     JP = "JP"
 
+    @property
+    def partner(self) -> Region:
+        """The other region of the alliance."""
+        return Region.JP if self is Region.EU else Region.EU
+
 
 class Metal(StrEnum):
     """Elements tracked in lot compositions (EU 2023/1542 Art. 8 and Annex XII name most)."""

@@ -196,7 +196,7 @@ def _wait(
         outputs = {r: w.poll() for r, w in watchers.items()}
         parts, complete = [], True
         for r in Region:
-            direction = sharing.direction(r.value, "JP" if r is Region.EU else "EU")
+            direction = sharing.direction(r.value, r.partner.value)
             t = agents[direction].totals
             decided = t.mirrored + t.filtered + t.skipped
             passports = len(outputs[r].documents["passports"])

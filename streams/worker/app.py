@@ -99,10 +99,6 @@ _TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.
 UNNAMED_AGREEMENT = "unnamed"
 
 
-def partner_of(region: Region) -> Region:
-    return Region.JP if region is Region.EU else Region.EU
-
-
 def shipped_shared_schemas() -> list[SchemaVersion]:
     """The shared schemas of both shipped policies: what the partner's mirror writes."""
     return [
@@ -258,7 +254,7 @@ class Processors:
         if serde is None:
             serde = Serde.for_registry(options.schema_registry_url, shipped_shared_schemas())
         self.serde = serde
-        self.partner = partner_of(region)
+        self.partner = region.partner
         self.mirrored = mirrored_event_topics(self.partner)
         self.topic_event_type = {**_TOPIC_EVENT_TYPE, **self.mirrored}
         self.shared_direction = sharing.direction(self.partner.value, region.value)

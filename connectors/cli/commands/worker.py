@@ -19,12 +19,12 @@ from connectors.settings import Settings
 def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from connectors.kafka.admin import create_missing
     from schemas.topics import ALL_TOPICS, mirrored_topics
-    from streams.worker.app import WorkerOptions, partner_of, run_worker
+    from streams.worker.app import WorkerOptions, run_worker
 
     settings = Settings.from_env()
     config = client_config(args, args.region, settings)
     # The partner's mirrored topics too: the worker reads them before any mirror has run.
-    partner = partner_of(args.region).value
+    partner = args.region.partner.value
     created, states = create_missing(
         config,
         [*ALL_TOPICS, *mirrored_topics(partner)],
