@@ -4,7 +4,7 @@
   ``POST /events/batch``: a JSON array (``application/json``) or JSON Lines
   (``application/x-ndjson``, ``application/jsonl``). Any other content type: **415**.
 * Every operator authenticates with a bearer token from the tokens file (see
-  :mod:`connectors.ingest.credentials`), or, with TLS and a client CA configured, with a client
+  :mod:`connectors.ingest.tokens`), or, with TLS and a client CA configured, with a client
   certificate whose subject common name is its operator id. No or unknown credentials: **401**.
   An event whose ``operator_id`` is not the caller's own: **403**.
 * An event that does not validate, or belongs to another region than this gateway's cluster:
@@ -38,9 +38,9 @@ from aiohttp import web
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from pydantic import ValidationError
 
-from connectors.ingest.credentials import TokensFile
 from connectors.ingest.producer import DEFAULTS, ENFORCED
 from connectors.ingest.recent import RecentEvents
+from connectors.ingest.tokens import TokensFile
 from connectors.kafka import clients
 from schemas.events import ANY_EVENT, EVENT_MODELS, Event
 from schemas.serde import Serde

@@ -16,8 +16,8 @@ from connectors.settings import Settings
 
 
 def cmd_gateway(args: argparse.Namespace, out: TextIO) -> int:
-    from connectors.ingest.credentials import load_tokens
     from connectors.ingest.gateway import Gateway, run_gateway, tls_context
+    from connectors.ingest.tokens import load_tokens
     from schemas.serde import Serde
 
     if args.tokens is None and args.client_ca is None:

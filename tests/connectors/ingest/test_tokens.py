@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.cli.main import main
-from connectors.ingest.credentials import TokenError, load_tokens
+from connectors.ingest.tokens import TokenError, load_tokens
 
 OPERATOR = "BPNL0000000MIN01"
 TOKEN = "s3cret-miner-token-0123456789"
