@@ -43,7 +43,8 @@ from typing import Any
 
 from connectors.mirror.policy import SharingPolicy
 from schemas.values import Region
-from streams.domain.entities import CertificationIndex
+from streams.domain.entities import CertificationTimeline
+from streams.domain.messages import Certification
 from streams.domain.quantities import micros
 
 PREFIX = "batteryloop-"
@@ -151,36 +152,41 @@ class KnownCertifications:
     """Who is certified under either region's scheme, and when, from certification events."""
 
     def __init__(self) -> None:
-        self._facts: dict[str, dict[str, dict[str, Any]]] = {}  # operator -> event id -> fact
-        self._index: dict[str, CertificationIndex] = {}
+        self._facts: dict[str, dict[str, Certification]] = {}  # operator -> event id -> fact
+        self._timelines: dict[str, CertificationTimeline] = {}
 
     def add(self, record: dict[str, Any]) -> None:
-        """Take in a decoded certification event, of either scheme."""
+        """Take in a decoded certification event, of either scheme, as the processors' fact."""
         until = record.get("valid_until")
-        fact = {
-            "eid": str(record["event_id"]),
-            "at": _us(record["occurred_at"]),
-            "action": record["action"],
-            "scheme_region": record["scheme_region"],
-            "scheme": record["scheme"],
-            "certificate": record["certificate_id"],
-            "until": None if until is None else _us(until),
-        }
+        fact = Certification(
+            event_id=str(record["event_id"]),
+            event_type="certification",
+            occurred_at=_us(record["occurred_at"]),
+            # the gate needs only the certification's terms, not who published it where
+            operator_id=record.get("operator_id", ""),
+            site_id=record.get("site_id", ""),
+            region=record.get("region", ""),
+            action=record["action"],
+            scheme_region=record["scheme_region"],
+            scheme=record["scheme"],
+            certificate_id=record["certificate_id"],
+            valid_until=None if until is None else _us(until),
+        )
         operator = record["subject_operator_id"]
-        self._facts.setdefault(operator, {})[fact["eid"]] = fact
-        self._index.pop(operator, None)
+        self._facts.setdefault(operator, {})[fact.event_id] = fact
+        self._timelines.pop(operator, None)
 
     def known(self, operator: str) -> bool:
         return operator in self._facts
 
-    def covering(self, operator: str, at: int) -> dict[str, Any] | None:
+    def covering(self, operator: str, at: int) -> Certification | None:
         facts = self._facts.get(operator)
         if facts is None:
             return None
-        index = self._index.get(operator)
-        if index is None:
-            index = self._index[operator] = CertificationIndex(facts.values())
-        return index.covering(at)
+        timeline = self._timelines.get(operator)
+        if timeline is None:
+            timeline = self._timelines[operator] = CertificationTimeline(facts.values())
+        return timeline.covering(at)
 
 
 def _us(value: datetime | int) -> int:
@@ -216,7 +222,7 @@ def judge(
     operator = record["operator_id"]
     fact = certifications.covering(operator, _us(record["occurred_at"]))
     if fact is not None:
-        return Verdict(Action.mirror, recognised=f"{fact['scheme_region']}:{fact['certificate']}")
+        return Verdict(Action.mirror, recognised=f"{fact.scheme_region}:{fact.certificate_id}")
     if not certifications.known(operator) and waited < grace:
         return HOLD
     return Verdict(Action.filter, Reason.uncertified)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any
 
 from streams.domain.entities.alerts import (
     OPERATORS,
@@ -66,91 +66,45 @@ FLAGGED_DETAIL = 100
 #: an hour a revocation falls inside is judged as a whole (it waits, and is flagged, entire).
 ACCEPTED_DETAIL = 1000
 _HOUR_US = 3600 * 10**6
-_Fact = TypeVar("_Fact")
 
 
-class _CoverageIndex(Generic[_Fact]):
+class CertificationTimeline:
     """Which times an operator's certifications cover; built once, asked many times.
 
     Per scheme (either region's: certification is mutual), the latest certification fact at or
-    before a time decides: certified and not expired covers; revoked does not.
+    before a time decides: certified and not expired covers; revoked does not. The mirror's
+    certification gate asks the same question of the same facts.
     """
 
-    def __init__(self, certs: Iterable[_Fact]) -> None:
-        by_scheme: dict[tuple[str, str], list[tuple[_Terms, _Fact]]] = {}
+    def __init__(self, certs: Iterable[Certification]) -> None:
+        by_scheme: dict[tuple[str, str], list[Certification]] = {}
         for fact in certs:
-            terms = self._terms(fact)
-            by_scheme.setdefault((terms.scheme_region, terms.scheme), []).append((terms, fact))
+            by_scheme.setdefault((fact.scheme_region, fact.scheme), []).append(fact)
         self._timelines = [
-            sorted(facts, key=lambda tf: (tf[0].at, tf[0].event_id)) for facts in by_scheme.values()
+            sorted(facts, key=lambda f: (f.occurred_at, f.event_id)) for facts in by_scheme.values()
         ]
-        self._keys = [[(t.at, t.event_id) for t, _ in timeline] for timeline in self._timelines]
-
-    @staticmethod
-    def _terms(fact: _Fact) -> _Terms:
-        raise NotImplementedError
+        self._keys = [
+            [(f.occurred_at, f.event_id) for f in timeline] for timeline in self._timelines
+        ]
 
     def covers(self, at: int) -> bool:
         return self.covering(at) is not None
 
-    def standing(self, at: int) -> list[_Fact]:
+    def standing(self, at: int) -> list[Certification]:
         """The latest fact at or before ``at`` of each scheme that has one."""
         out = []
         for timeline, keys in zip(self._timelines, self._keys, strict=True):
             i = bisect.bisect_right(keys, (at, "\uffff")) - 1
             if i >= 0:
-                out.append(timeline[i][1])
+                out.append(timeline[i])
         return out
 
-    def covering(self, at: int) -> _Fact | None:
+    def covering(self, at: int) -> Certification | None:
         """The certification fact that covers ``at`` (the first scheme's that does), or None."""
-        for timeline, keys in zip(self._timelines, self._keys, strict=True):
-            i = bisect.bisect_right(keys, (at, "\uffff")) - 1
-            if i >= 0:
-                terms, fact = timeline[i]
-                if terms.action == "certified" and (terms.until is None or terms.until >= at):
-                    return fact
+        for fact in self.standing(at):
+            if fact.action == "certified" and (fact.valid_until is None or fact.valid_until >= at):
+                return fact
         return None
-
-
-class _Terms(NamedTuple):
-    scheme_region: str
-    scheme: str
-    at: int
-    event_id: str
-    action: str
-    until: int | None
-
-
-class CertificationTimeline(_CoverageIndex[Certification]):
-    """The index over an operator's :class:`Certification` facts."""
-
-    @staticmethod
-    def _terms(fact: Certification) -> _Terms:
-        return _Terms(
-            fact.scheme_region,
-            fact.scheme,
-            fact.occurred_at,
-            fact.event_id,
-            fact.action,
-            fact.valid_until,
-        )
-
-
-class CertificationIndex(_CoverageIndex[dict[str, Any]]):
-    """The index over certification facts as dictionaries (``eid``, ``at``, ``action``,
-    ``scheme_region``, ``scheme``, ``until``), as the mirror keeps them."""
-
-    @staticmethod
-    def _terms(fact: dict[str, Any]) -> _Terms:
-        return _Terms(
-            fact["scheme_region"],
-            fact["scheme"],
-            fact["at"],
-            fact["eid"],
-            fact["action"],
-            fact["until"],
-        )
 
 
 def certified_at(certs: Iterable[Certification], at: int) -> bool:
