@@ -77,6 +77,17 @@ ENTITY_MESSAGES_TOPIC = TopicSpec(
 )
 
 
+STATE_CHANGELOG_TOPIC = TopicSpec(
+    name="batteryloop.internal.state",
+    key="entity key, as on the entity-messages topic",
+    value="the entity's state (MessagePack, tagged name/version; streams/domain/states.py)",
+    # a state lives in the partition of its entity key: the same count as entity messages
+    partitions=EVENT_PARTITIONS,
+    cleanup_policy="compact",
+    doc="The processors' state changelog: what a worker restores a partition's states from.",
+)
+
+
 def _document_topic(name: str, key: str, doc: str) -> TopicSpec:
     return TopicSpec(
         name=name,
@@ -160,6 +171,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     *EVENT_TOPICS.values(),
     DEAD_LETTER_TOPIC,
     ENTITY_MESSAGES_TOPIC,
+    STATE_CHANGELOG_TOPIC,
     *DOCUMENT_TOPICS.values(),
 )
 

@@ -38,6 +38,28 @@ def command(
     return parser
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """An argparse type: a number of seconds (or other quantity) above 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is not a number above 0")
+    return number
+
+
 def region_arg(value: str) -> Region:
     try:
         return Region(value.upper())

@@ -95,8 +95,10 @@ class WorkerProcess(ChildProcess):
         grace_seconds: float = 5.0,
         loglevel: str = "warning",
         assignment_timeout: float | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.region = region
+        self.instance_id = instance_id
         self.assignment_timeout = assignment_timeout
         self.bootstrap = bootstrap
         self.data_dir = data_dir
@@ -132,4 +134,5 @@ class WorkerProcess(ChildProcess):
                 if self.assignment_timeout is not None
                 else []
             ),
+            *(["--instance-id", self.instance_id] if self.instance_id else []),
         ]

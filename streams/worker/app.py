@@ -1,116 +1,87 @@
-"""The faust-streaming worker: lifecycle events in; passports, lots, tallies and alerts out.
+"""The worker: lifecycle events in; passports, lots, tallies and alerts out.
 
-Topology (one app per region, ``batteryloop-eu`` / ``batteryloop-jp``)::
+One process of a region's consumer group (``batteryloop-<region>-worker``), a confluent-kafka
+batch loop::
 
-    batteryloop.events.*            --route-->  batteryloop.internal.entity-messages  --entities-->
-    <partner>.batteryloop.events.*  (the partner region's events, as its mirror shared them)
-        tables lots, batteries, operators, recycled_content, recovery   (changelogged)
-        batteryloop.passports, .lots, .tallies.*, .operators, .alerts    (compacted)
-        batteryloop.internal.entity-messages                            (profiles, contributions)
+    batteryloop.events.*  +  <partner>.batteryloop.events.*       (ingest: decode, route)
+    batteryloop.internal.entity-messages                          (messages for keys held here)
+        -> entity states, one store per partition, changelog batteryloop.internal.state
+        -> batteryloop.passports, .lots, .tallies.*, .operators, .alerts   (compacted)
+        -> batteryloop.internal.entity-messages   (messages for keys held by other workers)
     bad records  -->  batteryloop.dead-letters  (headers: error, topic, partition, offset)
 
-``route`` decodes and validates each event and splits it into messages per entity key
-(:mod:`.routing`); ``entities`` applies them (:mod:`.entities`). Its own region's events and
-the partner's mirrored ones go into one state: a mirrored record is decoded with the shared
-schemas of the shipped policies (both directions, recognised by fingerprint or registry id)
-and handed on with the agreement and the redacted fields its headers name
-(:class:`~streams.domain.routing.Received`); an event that arrives twice, or by both paths,
-counts once (:mod:`streams.domain.entities.provenance`). Both work on batches
-(``take_events``): an entity touched many times in a batch is loaded, recomputed and written
-once. Delivery is at least once; the entities make that effectively once (see
-:mod:`.entities`), so no Kafka transactions are needed.
+**A batch.** Records are consumed in batches; events are decoded and split into messages per
+entity key (:mod:`.ingest`). A message for a key whose partition this worker holds is applied
+here and now, and so is whatever it causes for other held keys (a genealogy walks several hops
+within one batch); only messages for keys held elsewhere go through the entity-messages topic.
+An entity touched many times is loaded, changed and kept once.
+
+**A window.** Every ``commit_interval`` (0.1 s) the worker closes a window: the latest document
+of each changed entity is published and flushed with the entity messages sent meanwhile (all
+acknowledged by the cluster); then the changed states are written to the changelog and
+flushed; then the stores are written (states and changelog position in one atomic batch); only
+then are the input offsets committed. A state on the changelog therefore never claims a
+document or a message that is not out.
+A crash anywhere in between redoes the window from the last committed offsets; the entities
+keep facts keyed by event id (:mod:`streams.domain.entities`), so a redone window changes
+nothing twice. No Kafka transactions are needed, and none are used.
+
+**Restore.** When partitions are assigned, each store reads the changelog from its own position
+to the end that fetch responses report (partition EOF, never a ListOffsets answer, which some
+brokers get wrong). A ``rocksdb`` store survives restarts and ``kill -9`` and reads only the
+tail; a ``memory`` store reads all. ``/readyz`` answers 200 once every assigned partition is
+restored.
+
+**Membership.** Partitions are split by the range assignor, so a worker holding entity-messages
+partition *p* holds state partition *p*. A member that is gone longer than the session timeout
+loses its partitions to the others, which restore them from the changelog. With
+``--instance-id`` the worker is a static member (``group.instance.id``): restarted under the
+same id, it takes its partitions back at once, without a rebalance (and on brokers that never
+drop a dead member, at all).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
-import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import faust
-from confluent_kafka import KafkaError
-from faust.streams import _current_event
-from faust.web import Request, Response, View
-from mode.supervisors import CrashingSupervisor
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-from pydantic import ValidationError
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from connectors.kafka import clients
-from connectors.kafka.credentials import faust_credentials
-from connectors.mirror import policy as sharing
-from connectors.mirror.replication import read_sharing
-from schemas.catalog import SchemaVersion
-from schemas.events import EVENT_MODELS
-from schemas.serde import (
-    DecodeError,
-    Serde,
-    describe_validation_error,
-)
+from connectors.kafka.consume import read_to_end
+from connectors.kafka.partitioner import Partitioner
+from schemas.serde import Serde
 from schemas.topics import (
     DEAD_LETTER_TOPIC,
     DOCUMENT_TOPICS,
     ENTITY_MESSAGES_TOPIC,
-    EVENT_PARTITIONS,
-    EVENT_TOPICS,
-    mirrored_topic_name,
+    STATE_CHANGELOG_TOPIC,
 )
 from schemas.values import Region
-from streams.domain.codec import (
-    chunked_messages,
-    decode_messages,
-    decode_state,
-    encode_messages,
-    encode_state,
-)
+from streams.domain.codec import chunked_messages, decode_messages, decode_state, encode_state
 from streams.domain.engine import dumps, group_by_key, process_batch
-from streams.domain.entities import Config, State, document, due, with_certification
-from streams.domain.messages import Addressed, SharedUnder, Tick
-from streams.domain.routing import Received, battery_key, lot_key, operator_key, route_batch
+from streams.domain.entities import Config, State, document, due, tally_of_part, with_certification
+from streams.domain.messages import Addressed, Tick
+from streams.domain.routing import battery_key, operator_key
+from streams.worker.ingest import Ingest, shipped_shared_schemas
+from streams.worker.store import PartitionStore, open_store
 
 log = logging.getLogger(__name__)
 
-#: Entity kind (the key's prefix) -> table name.
-TABLES = {
-    "lot": "lots",
-    "battery": "batteries",
-    "operator": "operators",
-    "recycled-content": "recycled_content",
-    "recovery": "recovery",
-    # one tally's per-source contributions, kept beside the tally (same partition)
-    "recycled-content-part": "recycled_content_parts",
-    "recovery-part": "recovery_parts",
-}
 #: Largest entity-messages record the worker writes (bytes; a lone message may exceed it).
 RECORD_BYTES = 256 * 1024
-_TOPIC_EVENT_TYPE = {spec.name: event_type for event_type, spec in EVENT_TOPICS.items()}
-#: Agreement named for a mirrored record whose headers name none (a mirror of before the
-#: ``batteryloop-agreement`` header).
-UNNAMED_AGREEMENT = "unnamed"
-
-
-def shipped_shared_schemas() -> list[SchemaVersion]:
-    """The shared schemas of both shipped policies: what the partner's mirror writes."""
-    return [
-        schema
-        for direction in sharing.SHIPPED
-        for schema in sharing.load(sharing.shipped(direction), secret=None).shared_schemas.values()
-    ]
-
-
-def mirrored_event_topics(partner: Region) -> dict[str, str]:
-    """The partner's mirrored topics on this region's cluster: topic -> event type."""
-    return {mirrored_topic_name(partner.value, t): t for t in EVENT_TOPICS}
+#: Rounds of in-place messages one batch may take before the rest goes through the topic.
+MAX_ROUNDS = 64
+#: Kinds whose states may wait for a grace period (and need a tick).
+WAITING_KINDS = ("lot", "battery", "operator")
 
 
 @dataclass(frozen=True)
@@ -120,24 +91,29 @@ class WorkerOptions:
 
     region: Region
     bootstrap: str
-    store: str  # "rocksdb://" or "memory://"
-    data_dir: str
+    store: str  # "rocksdb" or "memory"
+    data_dir: Path
     web_port: int
     web_host: str
     grace_seconds: float
     tick_seconds: float
     session_timeout: float
-    #: How long a rebalance waits for members to rejoin; a SIGKILLed member is waited for this
-    #: long on some brokers before its partitions move.
+    #: How long a rebalance waits for members to rejoin (librdkafka's max.poll.interval.ms).
     rebalance_timeout: float
     #: How long the worker may wait for its partitions before it warns (log, ``/healthz``).
     assignment_timeout: float
-    route_batch: int = 2000
-    entity_batch: int = 5000
-    batch_within: float = 0.05
+    instance_id: str | None = None
+    batch_size: int = 5000
+    commit_interval: float = 0.1
+    #: Decoded states kept between windows; beyond it the memory is dropped whole.
+    cache_entries: int = 200_000
     schema_registry_url: str | None = None
-    #: librdkafka properties for the worker's producer (SASL, TLS, tuning).
+    #: librdkafka properties for the worker's clients (SASL, TLS, tuning).
     kafka: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+
+    @property
+    def group_id(self) -> str:
+        return f"batteryloop-{self.region.value.lower()}-worker"
 
 
 class Metrics:
@@ -171,8 +147,18 @@ class Metrics:
         )
         self.batch_seconds = Histogram(
             "batteryloop_batch_seconds",
-            "Time to process one batch",
+            "Time to process one batch (stage handle) or close one window (stage commit)",
             ["stage"],
+            registry=self.registry,
+        )
+        self.restored = Counter(
+            "batteryloop_state_records_restored_total",
+            "State changelog records read while restoring partitions",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "batteryloop_state_partitions",
+            "State partitions held by this worker",
             registry=self.registry,
         )
 
@@ -182,8 +168,9 @@ class AssignmentWatch:
 
     A worker that gets no partitions processes nothing and, left alone, says nothing: on a
     broker that never evicts a group member that died without leaving (noida, see the README's
-    "Embedded brokers"), a restarted worker waits for ever. After ``timeout`` seconds of waiting
-    this logs one WARNING, and ``/healthz`` answers 503 with how long it has waited.
+    "Embedded brokers"), a restarted worker without a static instance id waits for ever. After
+    ``timeout`` seconds of waiting this logs one WARNING, and ``/healthz`` answers 503 with how
+    long it has waited.
     """
 
     def __init__(self, timeout: float, clock: Any = time.monotonic) -> None:
@@ -237,176 +224,259 @@ class AssignmentWatch:
             "assignment_timeout_seconds": self.timeout,
         }
 
-    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
-        """Check until ``stop`` is set (in a thread: faust starts its timers only once the
-        tables are recovered, which needs partitions)."""
-        while not stop.wait(interval):
-            self.check()
+
+@dataclass
+class Window:
+    """What changed since the last commit: written out together when the window closes."""
+
+    states: dict[str, State] = field(default_factory=dict)
+    documents: dict[tuple[str, str], Any] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
+    produced: int = 0  # records produced in the window (entity messages, dead letters)
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.documents or self.offsets or self.produced)
 
 
 class Processors:
-    """The faust app with its topics, tables, agents, timer and web views."""
+    """The stream processors of one region: the loop, its stores and what the views read."""
 
     def __init__(self, options: WorkerOptions, serde: Serde | None = None) -> None:
         self.options = options
-        region = options.region
-        self.config = Config(grace_ms=int(options.grace_seconds * 1000), region=region.value)
+        self.config = Config(
+            grace_ms=int(options.grace_seconds * 1000), region=options.region.value
+        )
         if serde is None:
             serde = Serde.for_registry(options.schema_registry_url, shipped_shared_schemas())
-        self.serde = serde
-        self.partner = region.partner
-        self.mirrored = mirrored_event_topics(self.partner)
-        self.topic_event_type = {**_TOPIC_EVENT_TYPE, **self.mirrored}
-        self.shared_direction = sharing.direction(self.partner.value, region.value)
+        self.ingest = Ingest(options.region, serde)
         self.metrics = Metrics()
+        self.assignment = AssignmentWatch(options.assignment_timeout)
+        self.partition = Partitioner(ENTITY_MESSAGES_TOPIC.partitions)
+        self.stores: dict[int, PartitionStore] = {}
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.window = Window()
+        self._cache: dict[str, State] = {}
         self._due: dict[str, int] = {}
-        self._scanned = False
-        app = self.app = faust.App(
-            f"batteryloop-{options.region.value.lower()}",
-            broker=f"kafka://{options.bootstrap}",
-            # faust's own clients (aiokafka) get the security settings librdkafka's get
-            broker_credentials=faust_credentials(options.kafka),
-            store=options.store,
-            datadir=options.data_dir,
-            web_port=options.web_port,
-            web_bind=options.web_host,
-            web_host=options.web_host,
-            canonical_url=f"http://{options.web_host}:{options.web_port}",
-            topic_partitions=EVENT_PARTITIONS,
-            topic_replication_factor=1,
-            topic_allow_declare=True,
-            broker_session_timeout=options.session_timeout,
-            broker_rebalance_timeout=options.rebalance_timeout,
-            broker_heartbeat_interval=max(1.0, options.session_timeout / 4),
-            consumer_auto_offset_reset="earliest",
-            producer_linger_ms=20,
-            producer_acks=-1,
-            key_serializer="raw",
-            value_serializer="raw",
-            table_standby_replicas=0,
-            autodiscover=False,
-        )
-        own_topics = [s.name for s in EVENT_TOPICS.values()]
-        self.event_topics = app.topic(*own_topics, *self.mirrored, key_type=bytes, value_type=bytes)
-        self.entity_topic = app.topic(
-            ENTITY_MESSAGES_TOPIC.name,
-            partitions=ENTITY_MESSAGES_TOPIC.partitions,
-            key_type=bytes,
-            value_type=bytes,
-        )
-        self.tables = {
-            kind: app.Table(
-                name,
-                default=None,
-                partitions=ENTITY_MESSAGES_TOPIC.partitions,
-                key_type=bytes,
-                value_type=bytes,
-            )
-            for kind, name in TABLES.items()
+        self._scans: list[Iterator[tuple[bytes, bytes]]] = []
+        self._changelog_end: dict[int, int] = {}
+        self._delivery_errors: list[str] = []
+        client = {**options.kafka, "bootstrap.servers": options.bootstrap}
+        consumer = {
+            **client,
+            "group.id": options.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # partition p of the entity messages and state partition p go together
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": int(options.session_timeout * 1000),
+            "heartbeat.interval.ms": int(max(1.0, options.session_timeout / 4) * 1000),
+            "max.poll.interval.ms": int(max(options.rebalance_timeout, 1.0) * 1000),
         }
-        # Records the agents write (entity messages, documents, changelogs, dead letters) go
-        # through librdkafka: with faust's own producer, record by record, end-to-end
-        # throughput was half (BENCHMARKS.md). Each batch is flushed
-        # before the agent takes the next one, so no offset is committed for input whose
-        # output is not yet durable (faust commits only offsets of events already processed).
+        if options.instance_id:
+            consumer["group.instance.id"] = options.instance_id
+        self.consumer = clients.consumer(consumer)
+        self.restore_config = client
         self.producer = clients.producer(
             {
-                **options.kafka,
-                "bootstrap.servers": options.bootstrap,
+                **client,
                 "linger.ms": 5,
                 "acks": "all",
                 "enable.idempotence": True,
                 "compression.type": "lz4",
-                # Same partition for a key as Java clients and faust (murmur2).
+                # the partition of a key as Java clients compute it (and :mod:`.partitioner`)
                 "partitioner": "murmur2_random",
-            }
+                "queue.buffering.max.messages": 500_000,
+            },
+            on_delivery=self._on_delivery,
         )
-        self._delivery_errors: list[str] = []
-        self.assignment = self._watch_assignment(options.assignment_timeout)
-        self._changelogs = {
-            table.name: table.changelog_topic.get_topic_name() for table in self.tables.values()
-        }
-        # An agent that crashes stops the worker: restarting just the agent would carry on
-        # after the failed batch, whose offsets then get committed with later ones. A restarted
-        # worker instead resumes from the last committed offset and redoes the batch.
-        crash = CrashingSupervisor
-        app.agent(self.event_topics, name="route", supervisor_strategy=crash)(self._route)
-        app.agent(self.entity_topic, name="entities", supervisor_strategy=crash)(self._entities)
-        app.timer(options.tick_seconds)(self._tick)
-        self._add_views()
 
-    def _watch_assignment(self, timeout: float) -> AssignmentWatch:
-        watch = AssignmentWatch(timeout)
+    # --- the loop ---------------------------------------------------------------------------
 
-        @self.app.on_partitions_assigned.connect
-        async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            # faust calls receivers as (sender, assigned partitions, signal=...)
-            watch.assigned(len(args[0]) if args else 0)
-
-        @self.app.on_partitions_revoked.connect
-        async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            watch.assigned(0)  # a rebalance began: waiting again until it ends
-
-        return watch
-
-    # --- route: events -> entity messages -------------------------------------------------
-
-    async def _route(self, stream: Any) -> Any:
-        async for events in stream.take_events(self.options.route_batch, self.options.batch_within):
-            started = time.perf_counter()
-            valid = [e for e in (self._decode(ev.message) for ev in events) if e is not None]
-            self._send_messages(route_batch(valid))
-            per_type: dict[str, int] = defaultdict(int)
-            for arrival in valid:
-                per_type[arrival.event.event_type] += 1
-            for event_type, count in per_type.items():
-                self.metrics.events.labels(event_type).inc(count)
-            self._flush()
-            self.metrics.batch_seconds.labels("route").observe(time.perf_counter() - started)
-            yield len(events)
-
-    def _decode(self, message: Any) -> Received | None:
-        """The event in a record, or None after dead-lettering the record with the reason."""
-        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+    def run(self) -> None:
+        """Consume, process and commit until :attr:`stopping` is set."""
+        topics = [*self.ingest.topics, ENTITY_MESSAGES_TOPIC.name]
+        self.consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        interval = self.options.commit_interval
+        next_commit = time.monotonic() + interval
+        next_tick = time.monotonic() + self.options.tick_seconds
+        clean = False
         try:
-            event_type, record = self.serde.decode(message.value, **where)
-            expected = self.topic_event_type.get(message.topic)
-            if expected is not None and event_type != expected:
-                raise DecodeError(f"a {event_type} event on the {expected} topic", **where)
-            event = EVENT_MODELS[event_type].model_validate(record)
-            if message.topic not in self.mirrored:
-                return Received(event)
-            agreement, redacted = read_sharing(message.headers)
-            shared = SharedUnder(agreement or UNNAMED_AGREEMENT, self.shared_direction)
-            return Received(event, shared, redacted)
-        except DecodeError as exc:
-            reason = exc.reason
-        except ValidationError as exc:
-            reason = f"invalid {event_type} event: {describe_validation_error(exc)}"
-        self._dead_letter(message, reason)
-        return None
+            while not self.stopping.is_set():
+                records = self.consumer.consume(self.options.batch_size, 0.05)
+                if records:
+                    self._handle(records)
+                self._scan_some()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + self.options.tick_seconds
+                if now >= next_commit:
+                    self._commit()
+                    next_commit = now + interval
+                self.assignment.check()
+            self._commit()
+            clean = True
+        finally:
+            if not clean:
+                log.error("the worker stops on an error; its last window is not committed")
+            self.ready.clear()
+            self.consumer.close()
+            self.producer.flush(10)
+            for store in self.stores.values():
+                store.close()
 
-    def _dead_letter(self, message: Any, reason: str) -> None:
-        log.warning(
-            "dead letter from %s[%s]@%s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            reason,
-        )
-        self._produce(
-            DEAD_LETTER_TOPIC.name,
-            message.key,
-            message.value,
-            headers=[
-                ("error", reason.encode()),
-                ("topic", message.topic.encode()),
-                ("partition", str(message.partition).encode()),
-                ("offset", str(message.offset).encode()),
-                ("stage", b"processors"),
-            ],
-        )
-        self.metrics.dead_letters.labels(message.topic).inc()
+    def _handle(self, records: list[Message]) -> None:
+        started = time.perf_counter()
+        events: list[Message] = []
+        addressed: list[Addressed] = []
+        offsets = self.window.offsets
+        for record in records:
+            error = record.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            topic, partition, offset = clients.place(record)
+            offsets[topic, partition] = offset + 1
+            if topic == ENTITY_MESSAGES_TOPIC.name:
+                addressed.extend(self._entity_messages(record))
+            else:
+                events.append(record)
+        if events:
+            ingested = self.ingest(events)
+            addressed.extend(ingested.messages)
+            for rejected in ingested.rejected:
+                self._dead_letter(rejected.record, rejected.reason)
+            for event_type, count in ingested.per_type.items():
+                self.metrics.events.labels(event_type).inc(count)
+        self._apply(addressed)
+        self.metrics.batch_seconds.labels("handle").observe(time.perf_counter() - started)
+
+    def _entity_messages(self, record: Message) -> list[Addressed]:
+        topic, partition, offset = clients.place(record)
+        key = (record.key() or b"").decode()
+        where = f"{topic}[{partition}]@{offset}"
+        if self._home(key) != partition:
+            # only this program writes the topic, by the same partitioner: a record elsewhere
+            # would be applied to a state other workers also hold
+            raise RuntimeError(
+                f"entity messages at {where}: key {key!r} belongs to partition {self._home(key)}"
+            )
+        try:
+            return [(key, message) for message in decode_messages(key, record.value() or b"")]
+        except ValueError as exc:
+            # a record this program cannot read is a bug or a newer version: stop (offsets
+            # uncommitted) rather than skip state changes
+            raise RuntimeError(f"entity messages at {where}: {exc}") from exc
+
+    def _home(self, key: str) -> int:
+        """The partition of an entity key; a tally's contributions live with their tally."""
+        kind = key.partition("/")[0]
+        return self.partition(tally_of_part(key) if kind.endswith("-part") else key)
+
+    def _held(self, key: str) -> bool:
+        return self._home(key) in self.stores
+
+    def _apply(self, addressed: list[Addressed]) -> None:
+        """Apply what is for keys held here, in rounds while it causes more; send the rest."""
+        now = _now_ms()
+        window = self.window
+        pending = self._keep_held(addressed)
+        rounds = 0
+        per_kind: dict[str, int] = defaultdict(int)
+        while pending:
+            if rounds == MAX_ROUNDS:
+                # a long chain: the rest travels the topic and comes back in later batches
+                self._send(pending)
+                break
+            for key, _ in pending:
+                per_kind[key.partition("/")[0]] += 1
+            states, fx = process_batch(pending, self._load, now, self.config)
+            window.states.update(states)
+            self._cache.update(states)
+            for output, key, doc in fx.published:
+                window.documents[output, key] = doc
+            pending = self._keep_held(fx.messages)
+            rounds += 1
+        for kind, count in per_kind.items():
+            self.metrics.messages.labels(kind).inc(count)
+
+    def _keep_held(self, addressed: list[Addressed]) -> list[Addressed]:
+        held: list[Addressed] = []
+        elsewhere: list[Addressed] = []
+        for item in addressed:
+            (held if self._held(item[0]) else elsewhere).append(item)
+        if elsewhere:
+            self._send(elsewhere)
+        return held
+
+    def _send(self, addressed: list[Addressed]) -> None:
+        # one record per entity per batch, split so that no record nears the 1 MB default limit
+        for key, batch in group_by_key(addressed).items():
+            for record in chunked_messages(batch, RECORD_BYTES):
+                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), record)
+
+    def _load(self, key: str) -> State | None:
+        state = self.window.states.get(key)
+        if state is None:
+            state = self._cache.get(key)
+        if state is not None:
+            return state
+        store = self.stores.get(self._home(key))
+        raw = None if store is None else store.get(key.encode())
+        if raw is None:
+            return None
+        state = self._cache[key] = decode_state(key, raw)
+        return state
+
+    # --- closing a window -------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        window = self.window
+        if not window:
+            return
+        started = time.perf_counter()
+        # Documents (and the entity messages already queued) first, then the states: a state
+        # on the changelog says its document is published and its messages are sent (it keeps
+        # what it published, to publish only changes), so it must not get there before them.
+        for (output, key), doc in window.documents.items():
+            self._produce(DOCUMENT_TOPICS[output].name, key.encode(), dumps(doc))
+            self.metrics.documents.labels(output).inc()
+        self._flush()
+        values: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+        for key, state in window.states.items():
+            partition = self._home(key)
+            value = encode_state(state)
+            values[partition][key.encode()] = value
+            self._produce(
+                STATE_CHANGELOG_TOPIC.name,
+                key.encode(),
+                value,
+                partition=partition,
+                on_delivery=self._on_changelog,
+            )
+        self._flush()
+        for partition, changed in values.items():
+            store = self.stores.get(partition)
+            if store is not None:
+                store.write(changed, self._changelog_end[partition])
+        if window.offsets:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in window.offsets.items()]
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # the window's output is durable; a redo after a rebalance changes nothing
+                log.warning("offset commit failed (the window will be redone): %s", exc)
+        for key, state in window.states.items():
+            if key.partition("/")[0] in WAITING_KINDS:
+                self._track_due(key, state)
+        if len(self._cache) > self.options.cache_entries:
+            self._cache.clear()
+        self.window = Window()
+        self.metrics.batch_seconds.labels("commit").observe(time.perf_counter() - started)
 
     def _produce(
         self,
@@ -414,7 +484,8 @@ class Processors:
         key: bytes | None,
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None = None,
-        partition: int = -1,  # -1: by key
+        partition: int = -1,
+        on_delivery: Any = None,
     ) -> None:
         clients.produce(
             self.producer,
@@ -423,19 +494,28 @@ class Processors:
             key,
             partition=partition,
             headers=headers,
-            on_delivery=self._on_delivery,
+            on_delivery=on_delivery,
             wait_seconds=0.1,
         )
+        self.window.produced += 1
 
-    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._delivery_errors.append(f"{message.topic()}: {error.str()}")
 
-    def _flush(self) -> None:
-        """Wait until every record of this batch is acknowledged; fail loudly if one was not.
+    def _on_changelog(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._delivery_errors.append(f"{message.topic()}: {error.str()}")
+            return
+        _, partition, offset = clients.place(message)
+        if offset > self._changelog_end.get(partition, -1):
+            self._changelog_end[partition] = offset
 
-        A failure stops the worker before the batch's offsets are committed, so a restart
-        processes the batch again (idempotently) instead of losing its output.
+    def _flush(self) -> None:
+        """Wait until every record of the window is acknowledged; fail loudly if one was not.
+
+        A failure stops the worker before the window's offsets are committed, so a restart
+        redoes the window (idempotently) instead of losing its output.
         """
         remaining = self.producer.flush(60)
         if remaining or self._delivery_errors:
@@ -444,84 +524,114 @@ class Processors:
                 f"{remaining} record(s) undelivered after 60 s; delivery errors: {errors[:5]}"
             )
 
-    def _send_messages(self, messages: Iterable[Addressed]) -> None:
-        # One record per entity per batch (fewer, larger records for the next stage), split
-        # so that no record comes near the brokers' default 1 MB limit.
-        for key, batch in group_by_key(messages).items():
-            for record in chunked_messages(batch, RECORD_BYTES):
-                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), record)
+    def _dead_letter(self, record: Message, reason: str) -> None:
+        topic, partition, offset = clients.place(record)
+        log.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, reason)
+        self._produce(
+            DEAD_LETTER_TOPIC.name,
+            record.key(),
+            record.value(),
+            headers=[
+                ("error", reason.encode()),
+                ("topic", topic.encode()),
+                ("partition", str(partition).encode()),
+                ("offset", str(offset).encode()),
+                ("stage", b"processors"),
+            ],
+        )
+        self.metrics.dead_letters.labels(topic).inc()
 
-    # --- entities: messages -> state, documents, more messages ------------------------------
+    # --- partitions coming and going --------------------------------------------------------
 
-    async def _entities(self, stream: Any) -> Any:
-        batch_size, within = self.options.entity_batch, self.options.batch_within
-        async for events in stream.take_events(batch_size, within):
-            started = time.perf_counter()
-            by_partition: dict[int, list[Any]] = defaultdict(list)
-            for event in events:
-                by_partition[event.message.partition].append(event)
-            now = _now_ms()
-            for partition_events in by_partition.values():
-                self._apply(partition_events, now)
-            self._flush()
-            self.metrics.batch_seconds.labels("entities").observe(time.perf_counter() - started)
-            yield len(events)
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        wanted = {tp.partition for tp in partitions if tp.topic == ENTITY_MESSAGES_TOPIC.name}
+        for partition in sorted(set(self.stores) - wanted):
+            self.stores.pop(partition).close()
+        self._cache.clear()
+        self._due = {k: when for k, when in self._due.items() if self._home(k) in wanted}
+        self._restore(wanted)
+        self.metrics.partitions.set(len(self.stores))
+        self.assignment.assigned(len(partitions))
+        self.ready.set()
 
-    def _apply(self, events: list[Any], now: int) -> None:
-        partition = events[-1].message.partition
-        point_store_at(events[-1])
-        addressed = [
-            (key, message)
-            for event in events
-            for key in (event.message.key.decode(),)
-            for message in self._messages(key, event.message)
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # what was done so far is committed while the partitions are still ours; the stores
+        # stay open, in case the next assignment gives them back
+        self.ready.clear()
+        self._commit()
+        self.assignment.assigned(0)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # the group went on without this worker: whatever it did since its last commit is
+        # someone else's to redo, and its stores may be stale
+        log.warning("partitions lost to the group (session timed out); the window is dropped")
+        self.ready.clear()
+        self.producer.flush(10)
+        self._delivery_errors.clear()
+        self.window = Window()
+        for partition in list(self.stores):
+            self.stores.pop(partition).close()
+        self._cache.clear()
+        self.assignment.assigned(0)
+
+    def _restore(self, partitions: set[int]) -> None:
+        """Bring the stores of ``partitions`` to the end of their changelogs."""
+        started = time.monotonic()
+        stores = {
+            p: self.stores.get(p) or open_store(self.options.store, self.options.data_dir, p)
+            for p in sorted(partitions)
+        }
+        positions = {p: store.position() for p, store in stores.items()}
+        tail = [
+            TopicPartition(STATE_CHANGELOG_TOPIC.name, p, position + 1)
+            for p, position in positions.items()
         ]
-        loaded: dict[str, bytes | None] = {}
+        pending: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+        restored = 0
+        for record in read_to_end(self.restore_config, tail, timeout=600):
+            _, partition, offset = clients.place(record)
+            key, value = record.key(), record.value()
+            positions[partition] = offset
+            if key is None or value is None:
+                continue  # states are never deleted; a tombstone is not ours
+            values = pending[partition]
+            values[key] = value
+            restored += 1
+            if len(values) >= 10_000:
+                stores[partition].write(values, positions[partition])
+                pending[partition] = {}
+        for partition, values in pending.items():
+            if values:
+                stores[partition].write(values, positions[partition])
+        self.stores.update(stores)
+        self._changelog_end.update(positions)
+        self.metrics.restored.inc(restored)
+        # the index of waiting entities is rebuilt from the stores, a little per loop turn
+        self._scans = [
+            store.items(kind.encode() + b"/") for store in stores.values() for kind in WAITING_KINDS
+        ]
+        log.info(
+            "state partitions %s restored: %d changelog record(s) in %.1f s",
+            sorted(partitions),
+            restored,
+            time.monotonic() - started,
+        )
 
-        def load(key: str) -> State | None:
-            raw = loaded[key] = self._table(key).data.get(key.encode())
-            return None if raw is None else decode_state(key, raw)
+    # --- ticks: alerts that wait for a grace period -----------------------------------------
 
-        states, fx = process_batch(addressed, load, now, self.config)
-        for key, state in states.items():
-            value = encode_state(state)
-            if value != loaded.get(key):
-                # What Table.__setitem__ does, with the changelog record sent through
-                # librdkafka to the same partition: through faust's producer, record by
-                # record, end-to-end throughput was half (BENCHMARKS.md). faust has no public
-                # call that writes a table's store without also producing the changelog
-                # record, so the store is written as its own changelog recovery would.
-                table = self._table(key)
-                table.data[key.encode()] = value
-                self._produce(
-                    self._changelogs[table.name], key.encode(), value, partition=partition
-                )
-            self._track_due(key, state)
-        per_kind: dict[str, int] = defaultdict(int)
-        for key, _ in addressed:
-            per_kind[key.split("/", 1)[0]] += 1
-        for kind, count in per_kind.items():
-            self.metrics.messages.labels(kind).inc(count)
-        self._send_messages(fx.messages)
-        for output, key, doc in fx.published:
-            self._produce(DOCUMENT_TOPICS[output].name, key.encode(), dumps(doc))
-            self.metrics.documents.labels(output).inc()
-
-    @staticmethod
-    def _messages(key: str, message: Any) -> list[Any]:
-        try:
-            return decode_messages(key, message.value)
-        except ValueError as exc:
-            # Only this worker writes the topic: a record it cannot read is a bug or a newer
-            # version. Stop (offsets uncommitted) rather than skip state changes.
-            where = f"{message.topic}[{message.partition}]@{message.offset}"
-            raise RuntimeError(f"entity messages at {where}: {exc}") from exc
-
-    def _table(self, key: str) -> Any:
-        try:
-            return self.tables[key.split("/", 1)[0]]
-        except KeyError:
-            raise ValueError(f"no table for entity key {key!r}") from None
+    def _scan_some(self, budget: int = 2000) -> None:
+        while self._scans and budget > 0:
+            try:
+                raw_key, raw = next(self._scans[0])
+            except StopIteration:
+                self._scans.pop(0)
+                continue
+            except Exception:  # a store closed by a rebalance mid-scan: the next one rescans
+                self._scans.pop(0)
+                continue
+            key = raw_key.decode()
+            self._track_due(key, decode_state(key, raw))
+            budget -= 1
 
     def _track_due(self, key: str, state: State) -> None:
         when = due(key, state, self.config)
@@ -530,29 +640,22 @@ class Processors:
         else:
             self._due[key] = when
 
-    # --- tick: alerts that wait for a grace period -------------------------------------------
-
-    async def _tick(self) -> None:
-        if not self._scanned:
-            # After a restart the index of waiting entities is rebuilt from the local tables.
-            for kind in ("lot", "battery", "operator"):
-                for key, raw in self.tables[kind].items():
-                    self._track_due(key.decode(), decode_state(key.decode(), raw))
-            self._scanned = True
+    def _tick(self) -> None:
         now = _now_ms()
+        ticks: list[Addressed] = []
         for key, when in sorted(self._due.items()):
             if when <= now:
-                # Through the topic, so the tick is applied in order with the entity's messages.
-                tick = encode_messages([Tick()])
-                self._produce(ENTITY_MESSAGES_TOPIC.name, key.encode(), tick)
                 del self._due[key]
-        self._flush()
+                ticks.append((key, Tick()))
+        if ticks:
+            self._apply(ticks)
 
-    # --- read views ------------------------------------------------------------------------
+    # --- read views -------------------------------------------------------------------------
 
     def lookup(self, key: str) -> dict[str, Any] | None:
-        """The current document of an entity held by this worker, or None."""
-        raw = self._table(key).get(key.encode())
+        """The current document of an entity held by this worker (as last committed), or None."""
+        store = self.stores.get(self._home(key))
+        raw = None if store is None else store.get(key.encode())
         if raw is None:
             return None
         return document(key, decode_state(key, raw), _now_ms(), self.config)
@@ -561,79 +664,21 @@ class Processors:
         doc = self.lookup(battery_key(battery_id))
         if doc is None:
             return None
-        # Operators are keyed apart from batteries: this answers for operators this worker
-        # holds (all of them with one worker per region).
+        # operators are keyed apart from batteries: this answers for operators this worker
+        # holds (all of them with one worker per region)
         operator = self.lookup(operator_key(doc["manufacturer_id"]))
         return with_certification(doc, operator, _now_us())
 
     def listing(self, kind: str) -> list[dict[str, Any]]:
         now = _now_ms()
-        docs = (
-            document(k.decode(), decode_state(k.decode(), v), now, self.config)
-            for k, v in self.tables[kind].items()
-        )
-        return [d for d in docs if d is not None]
-
-    def _add_views(self) -> None:
-        processors = self
-        app = self.app
-
-        def found(view: View, doc: Any, what: str) -> Response:
-            if doc is None:
-                return view.json({"error": f"{what} not found on this worker"}, status=404)
-            return view.json(doc)
-
-        @app.page("/passports/{battery_id}")
-        class PassportView(View):
-            async def get(self, request: Request, battery_id: str) -> Response:
-                doc = processors.passport(battery_id)
-                return found(self, doc, f"battery {battery_id}")
-
-        @app.page("/lots/{lot_id}")
-        class LotView(View):
-            async def get(self, request: Request, lot_id: str) -> Response:
-                return found(self, processors.lookup(lot_key(lot_id)), f"lot {lot_id}")
-
-        @app.page("/operators/{operator_id}")
-        class OperatorView(View):
-            async def get(self, request: Request, operator_id: str) -> Response:
-                doc = processors.lookup(operator_key(operator_id))
-                return found(self, doc, f"operator {operator_id}")
-
-        @app.page("/tallies/recycled-content")
-        class RecycledContentView(View):
-            async def get(self, request: Request) -> Response:
-                return self.json(processors.listing("recycled-content"))
-
-        @app.page("/tallies/recovery-efficiency")
-        class RecoveryView(View):
-            async def get(self, request: Request) -> Response:
-                return self.json(processors.listing("recovery"))
-
-        @app.page("/healthz")
-        class HealthView(View):
-            async def get(self, request: Request) -> Response:
-                watch = processors.assignment
-                watch.check()  # so the warning is logged no later than the first 503
-                return self.json(watch.health(), status=503 if watch.overdue() else 200)
-
-        @app.page("/metrics")
-        class MetricsView(View):
-            async def get(self, request: Request) -> Response:
-                body = generate_latest(processors.metrics.registry)
-                return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-
-def point_store_at(event: Any) -> None:
-    """Make ``event`` faust's current event, so that table stores use its partition.
-
-    faust's RocksDB store picks the partition database of a read or a write from the current
-    event (``faust.current_event()``), which faust sets only while a stream hands out one event
-    at a time. A ``take_events`` batch spans partitions and faust offers no public way to say
-    which one is meant, so this sets faust's own context variable;
-    ``tests/streams/worker/test_faust_seams.py`` fails if faust renames it or stops using it.
-    """
-    _current_event.set(weakref.ref(event))
+        docs = []
+        for store in list(self.stores.values()):
+            for raw_key, raw in store.items(kind.encode() + b"/"):
+                key = raw_key.decode()
+                doc = document(key, decode_state(key, raw), now, self.config)
+                if doc is not None:
+                    docs.append(doc)
+        return docs
 
 
 def _now_ms() -> int:
@@ -644,16 +689,21 @@ def _now_us() -> int:
     return int(time.time() * 1_000_000)
 
 
-def run_worker(options: WorkerOptions, loglevel: str = "info") -> None:
-    """Run the processors until SIGTERM or SIGINT (faust's worker handles both)."""
+def run_worker(options: WorkerOptions) -> None:
+    """Run the processors until SIGTERM or SIGINT; the last window is committed on the way out."""
+    from streams.worker.views import ViewServer
+
     processors = Processors(options)
-    worker = faust.Worker(processors.app, loglevel=loglevel, quiet=True)
-    stop = threading.Event()
-    watch = threading.Thread(
-        target=processors.assignment.run, args=(stop,), name="assignment-watch", daemon=True
-    )
-    watch.start()
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("signal %d: finishing the current window and stopping", signum)
+        processors.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    views = ViewServer(processors, options.web_host, options.web_port)
+    views.start()
     try:
-        worker.execute_from_commandline()
+        processors.run()
     finally:
-        stop.set()
+        views.stop()

@@ -31,9 +31,17 @@ class Worker(WorkerProcess):
         store: str = "rocksdb",
         loglevel: str = "info",
         assignment_timeout: float | None = None,
+        instance_id: str | None = None,
     ) -> None:
         super().__init__(
-            broker.region, broker.bootstrap, data_dir, store, 2.0, loglevel, assignment_timeout
+            broker.region,
+            broker.bootstrap,
+            data_dir,
+            store,
+            2.0,
+            loglevel,
+            assignment_timeout,
+            instance_id,
         )
         self.broker = broker
 
@@ -42,10 +50,26 @@ class Worker(WorkerProcess):
             body = r.read()
         return body.decode() if path == "/metrics" else json.loads(body)
 
+    def readiness(self) -> tuple[int, dict[str, Any]] | None:
+        """``/readyz``: (HTTP status, answer), or None while nothing listens."""
+        return self._status("/readyz")
+
+    def wait_ready(self, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while (answer := self.readiness()) is None or answer[0] != 200:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"worker exited:\n{self.log_tail()}")
+            assert time.monotonic() < deadline, f"not ready: {answer}\n{self.log_tail()}"
+            time.sleep(0.2)
+        return answer[1]
+
     def health(self) -> tuple[int, dict[str, Any]] | None:
         """``/healthz``: (HTTP status, answer), or None while nothing listens."""
+        return self._status("/healthz")
+
+    def _status(self, path: str) -> tuple[int, dict[str, Any]] | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())

@@ -12,11 +12,15 @@ from connectors.cli.options import (
     client_config,
     command,
     connect_timeout,
+    positive_float,
+    positive_int,
 )
 from connectors.settings import Settings
 
 
 def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    import logging
+
     from connectors.kafka.admin import create_missing
     from schemas.topics import ALL_TOPICS, mirrored_topics
     from streams.worker.app import WorkerOptions, run_worker
@@ -36,11 +40,14 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     if created:
         out.write(f"created {len(created)} topic(s)\n")
     out.flush()
+    logging.basicConfig(
+        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     options = WorkerOptions(
         region=args.region,
         bootstrap=config["bootstrap.servers"],
-        store="memory://" if args.store == "memory" else "rocksdb://",
-        data_dir=str(args.data_dir),
+        store=args.store,
+        data_dir=args.data_dir,
         web_port=args.web_port,
         web_host=args.web_host,
         grace_seconds=args.grace_seconds,
@@ -48,10 +55,13 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         session_timeout=args.session_timeout,
         rebalance_timeout=args.rebalance_timeout,
         assignment_timeout=args.assignment_timeout,
+        instance_id=args.instance_id,
+        batch_size=args.batch_size,
+        commit_interval=args.commit_interval,
         schema_registry_url=settings.schema_registry_url,
         kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
     )
-    run_worker(options, loglevel=args.loglevel)
+    run_worker(options)
     return 0
 
 
@@ -62,7 +72,8 @@ def register(sub: Subcommands) -> None:
         "run the stream processors for one region",
         cmd_worker,
         description=(
-            "Run the stream processors (a faust-streaming worker) against one region's cluster, "
+            "Run the stream processors (a batch loop, one member of the region's consumer "
+            "group batteryloop-<region>-worker) against one region's cluster, "
             "over the region's own events and the partner region's events mirrored to it "
             "(<partner>.batteryloop.events.*, created if missing): battery passports, lot "
             "genealogy with mass balance, recycled-content and recovery-efficiency tallies, "
@@ -70,7 +81,10 @@ def register(sub: Subcommands) -> None:
             "missing registry topics first. Serves read-only views on --web-port: "
             "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
             "/tallies/recovery-efficiency, /metrics (Prometheus), /healthz (whether it holds "
-            "partitions). Stops cleanly on SIGTERM."
+            "partitions), /readyz (partitions held and their states restored). Start more "
+            "workers with the same --region to split the partitions; each keeps the states of "
+            "its partitions in its --store and the changelog topic batteryloop.internal.state. "
+            "Stops cleanly on SIGTERM or Ctrl-C, committing its last window."
         ),
     )
     add_cluster_options(worker)
@@ -78,13 +92,37 @@ def register(sub: Subcommands) -> None:
         "--store",
         choices=["rocksdb", "memory"],
         default="rocksdb",
-        help="table store: rocksdb (default, on disk) or memory (rebuilt from changelogs)",
+        help="state store: rocksdb (default, on disk under --data-dir, survives restarts "
+        "and kill -9; only the changelog's tail is read back) or memory (rebuilt from the "
+        "changelog at every start)",
+    )
+    worker.add_argument(
+        "--instance-id",
+        default=None,
+        help="static consumer-group member id (group.instance.id), one per worker, stable "
+        "across its restarts (a StatefulSet pod name, say): restarted within the session "
+        "timeout, the worker takes its partitions back without a rebalance. Default: none, a "
+        "dynamic member",
+    )
+    worker.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=5000,
+        help="records taken per poll (default %(default)s)",
+    )
+    worker.add_argument(
+        "--commit-interval",
+        type=positive_float,
+        default=0.1,
+        help="seconds between commits: changed states to the changelog, documents published, "
+        "offsets committed; the bound on how long a change waits before it shows "
+        "(default %(default)s)",
     )
     worker.add_argument(
         "--data-dir",
         type=Path,
         default=Path("batteryloop-data"),
-        help="where the worker keeps its RocksDB tables (default %(default)s)",
+        help="where the worker keeps its RocksDB state stores (default %(default)s)",
     )
     worker.add_argument(
         "--web-port", type=int, default=6066, help="HTTP views (default %(default)s)"

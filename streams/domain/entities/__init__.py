@@ -75,6 +75,7 @@ from streams.domain.entities.tallies import (
     handle_recovery,
     handle_recycled_content,
     part_key,
+    tally_of_part,
 )
 from streams.domain.messages import Message
 from streams.domain.states import (
@@ -107,6 +108,7 @@ __all__ = [
     "handle",
     "operator_certified",
     "part_key",
+    "tally_of_part",
     "with_certification",
 ]
 

@@ -49,9 +49,21 @@ _Share = TypeVar("_Share", RecycledContentShare, RecoveryShare)
 
 
 def part_key(tally_key: str, source: str) -> str:
-    """Key of one source's contribution to a tally: ``<kind>-part/<tally>#<source key>``."""
+    """Key of one source's contribution to a tally: ``<kind>-part/<tally>#<source key>``.
+
+    A ``#`` or ``%`` in the tally's own part is escaped (``%23``, ``%25``), so the first ``#``
+    always ends it and :func:`tally_of_part` finds the tally, whose partition the part shares.
+    """
     kind, _, rest = tally_key.partition("/")
+    rest = rest.replace("%", "%25").replace("#", "%23")
     return f"{kind}-part/{rest}#{source}"
+
+
+def tally_of_part(key: str) -> str:
+    """The tally key a contribution key (:func:`part_key`) belongs to."""
+    kind, _, rest = key.partition("/")
+    tally = rest.partition("#")[0].replace("%23", "#").replace("%25", "%")
+    return f"{kind.removesuffix('-part')}/{tally}"
 
 
 def _count_regions(counts: dict[str, int], regions: list[str], sign: int) -> None:
