@@ -8,7 +8,7 @@ One state class per entity kind, each a tagged ``msgspec.Struct`` whose tag (fie
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -49,8 +49,14 @@ class AlertMemory(msgspec.Struct, array_like=True):
     subject: str
 
 
-class EntityState(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
-    """Base of every state: the digest of the document last published."""
+class EntityState(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", dict=True):
+    """Base of every state: the digest of the document last published.
+
+    A state held in memory between batches may also carry values derived from its fields (a
+    profile, a document's parts), so that the next batch need not derive them again. They are
+    instance attributes outside the fields (``dict=True``): never encoded, never compared, and
+    gone from a decoded or copied state, which then derives them afresh (:func:`derived`).
+    """
 
     published: str | None = None
 
@@ -193,6 +199,19 @@ State: TypeAlias = (
     | RecycledContentPart
     | RecoveryPart
 )
+
+
+def derived(state: EntityState) -> Any:
+    """What the entity's handler last derived from ``state`` (None: nothing yet, or a state
+    decoded or copied since). Only the handler that stored it may read it: the value is kept
+    valid by the handler re-deriving it whenever it changes the fields it comes from."""
+    return state.__dict__.get("derived")
+
+
+def remember(state: EntityState, value: Any) -> None:
+    state.__dict__["derived"] = value
+
+
 #: Entity kind (a key's prefix) -> its state class.
 STATE_TYPES: dict[str, type[State]] = {
     "lot": LotState,
