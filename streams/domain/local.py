@@ -45,9 +45,7 @@ class LocalLedger:
         for _ in range(min(count, len(self.queue))):
             index = rng.randrange(len(self.queue)) if rng else 0
             batch.append(self.queue.pop(index))
-        states, fx = process_batch(
-            batch, self.states.get, self.now, self.config, local=self.local
-        )
+        states, fx = process_batch(batch, self.states.get, self.now, self.config, local=self.local)
         self.states.update(states)
         self.queue.extend(fx.messages)
         for output, key, document in fx.published:

@@ -3,6 +3,8 @@ passports, profiles to the packs they are part of, tally contributions and alert
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from streams.domain.entities import provenance
 from streams.domain.entities.alerts import (
     PASSPORTS,
@@ -265,12 +267,17 @@ def handle_battery(
         unresolved_alert(state, key, now, cfg, made is not None, _references(state), message)
     )
     publish_alerts(state, fx, alerts)
-    parts = None
-    if made is not None and profile is not None:
-        parts = passport_parts(battery_id, state, made, profile, cfg)
-        parts.health_only = not outflows
-    remember(state, parts)
+    # The passport's parts are built when published, once per batch however many rounds.
+    remember(state, None if profile is None else _Made(profile, not outflows, cfg))
     return state
+
+
+class _Made(NamedTuple):
+    """What the handler derived for a manufactured battery's passport, until published."""
+
+    profile: Profile
+    health_only: bool
+    cfg: Config
 
 
 def publish_passport(key: str, state: BatteryState, cfg: Config, fx: Effects) -> None:
@@ -280,6 +287,15 @@ def publish_passport(key: str, state: BatteryState, cfg: Config, fx: Effects) ->
     reading is judged without encoding the whole passport.
     """
     parts = derived(state)
+    if isinstance(parts, _Made):
+        made = chosen(state.manufactured)
+        assert made is not None  # a profile was derived from it
+        derived_, parts = (
+            parts,
+            passport_parts(key.split("/", 1)[1], state, made, parts.profile, parts.cfg),
+        )
+        parts.health_only = derived_.health_only
+        remember(state, parts)
     if not isinstance(parts, PassportParts):
         return
     health = state.latest_health
