@@ -9,11 +9,14 @@ document is built and compared once per call, after every round (below).
 Rounds. The messages entities send each other (profiles along the genealogy, tally
 contributions) go out in ``fx.messages``, one hop per call. Given ``local`` (the keys whose
 partition this process holds), those addressed to local keys are applied in the same call, round
-after round until none are left, and only the others are returned. Entities settle to the same
-states whatever way their messages are grouped (see :mod:`.entities`), so the result equals
-hop-by-hop delivery; the documents, built once at the end, are the last ones hop-by-hop delivery
-would publish. A genealogy cycle stops sending profiles once deeper than
-``MAX_GENEALOGY_DEPTH``, so rounds end; :data:`MAX_ROUNDS` bounds them in case they would not.
+after round until none are left, and only the others are returned. A round is what one more
+call would do with the previous round's messages, so with every key local a call ends with the
+states of delivering its follow-ups hop by hop, each hop one call, and its documents (built once,
+at the end) are the last ones that delivery publishes. Other groupings publish the same documents
+too (arrival order does not matter, see :mod:`.entities`), though what an entity remembers of how
+its messages came (the revision of the last notice it sent) may differ. A genealogy cycle
+stops sending profiles once deeper than ``MAX_GENEALOGY_DEPTH``, so rounds end;
+:data:`MAX_ROUNDS` bounds them in case they would not.
 """
 
 from __future__ import annotations
