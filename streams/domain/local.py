@@ -3,12 +3,18 @@
 Used to work a scenario out without a broker (tests, what-if runs): events in, passports, lots
 and tallies out. Which queued message is delivered next can be chosen at random, which is how
 the tests show that arrival order does not change the result.
+
+By default every message an entity sends waits in the queue for a later delivery (one hop per
+batch, as across partitions). Given ``local``, messages to keys it holds true for are applied
+within the same delivery, as a process applies those to its own partitions
+(:func:`~streams.domain.engine.process_batch`); ``local=lambda key: True`` is a ledger whose
+every key is local.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.events import Event
@@ -19,8 +25,11 @@ from streams.domain.routing import route_batch
 
 
 class LocalLedger:
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, local: Callable[[str], bool] | None = None
+    ) -> None:
         self.config = config or Config()
+        self.local = local
         self.states: dict[str, State] = {}
         self.queue: list[Addressed] = []
         #: latest document per (output, key), as a compacted topic would hold it
@@ -36,7 +45,7 @@ class LocalLedger:
         for _ in range(min(count, len(self.queue))):
             index = rng.randrange(len(self.queue)) if rng else 0
             batch.append(self.queue.pop(index))
-        states, fx = process_batch(batch, self.states.get, self.now, self.config)
+        states, fx = process_batch(batch, self.states.get, self.now, self.config, local=self.local)
         self.states.update(states)
         self.queue.extend(fx.messages)
         for output, key, document in fx.published:

@@ -4,11 +4,12 @@ One state class per entity kind, each a tagged ``msgspec.Struct`` whose tag (fie
 ``"<kind>/<version>"`` (``"lot/2"``). Facts are kept as the messages that brought them
 (:mod:`.messages`), keyed by event id. Encoding, and reading older versions, is
 :mod:`.codec`'s job; what each field means for the entity, :mod:`.entities`'.
+The records inside states are out of the cycle collector, as messages are (:mod:`.messages`).
 """
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -34,14 +35,14 @@ from streams.domain.messages import (
 STATE_VERSION = 2
 
 
-class HeldProfile(msgspec.Struct, array_like=True):
+class HeldProfile(msgspec.Struct, gc=False, array_like=True):
     """The newest profile received from one sender, and the revision it rests on."""
 
     revision: int
     profile: Profile
 
 
-class AlertMemory(msgspec.Struct, array_like=True):
+class AlertMemory(msgspec.Struct, gc=False, array_like=True):
     """What was last published for an alert: its digest (``"resolved"`` once resolved)."""
 
     digest: str
@@ -49,8 +50,14 @@ class AlertMemory(msgspec.Struct, array_like=True):
     subject: str
 
 
-class EntityState(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
-    """Base of every state: the digest of the document last published."""
+class EntityState(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", dict=True):
+    """Base of every state: the digest of the document last published.
+
+    A state held in memory between batches may also carry values derived from its fields (a
+    profile, a document's parts), so that the next batch need not derive them again. They are
+    instance attributes outside the fields (``dict=True``): never encoded, never compared, and
+    gone from a decoded or copied state, which then derives them afresh (:func:`derived`).
+    """
 
     published: str | None = None
 
@@ -69,7 +76,7 @@ class LotState(EntityState, tag="lot/2"):
     absence_revision: int | None = None  # revision of the absence notice last sent
 
 
-class TallyMembership(msgspec.Struct, array_like=True):
+class TallyMembership(msgspec.Struct, gc=False, array_like=True):
     """The tally a battery contributes to, and the revision of its contribution."""
 
     tally: str
@@ -93,7 +100,7 @@ class BatteryState(EntityState, tag="battery/2"):
     absence_revision: int | None = None
 
 
-class PendingCheck(msgspec.Struct, array_like=True):
+class PendingCheck(msgspec.Struct, gc=False, array_like=True):
     """An event waiting for its operator's certification, since ``seen_at`` (wall ms)."""
 
     occurred_at: int
@@ -102,7 +109,7 @@ class PendingCheck(msgspec.Struct, array_like=True):
     seen_at: int
 
 
-class PendingHour(msgspec.Struct, array_like=True):
+class PendingHour(msgspec.Struct, gc=False, array_like=True):
     """Events beyond the detailed ones, counted per hour in which they occurred."""
 
     count: int
@@ -111,13 +118,13 @@ class PendingHour(msgspec.Struct, array_like=True):
     last: int
 
 
-class FlaggedEvent(msgspec.Struct, array_like=True):
+class FlaggedEvent(msgspec.Struct, gc=False, array_like=True):
     occurred_at: int
     event_type: str
     subject: str
 
 
-class AcceptedEvent(msgspec.Struct, array_like=True):
+class AcceptedEvent(msgspec.Struct, gc=False, array_like=True):
     """An event its operator's certifications covered when last judged: kept so that a
     revocation arriving later can judge it again."""
 
@@ -126,7 +133,7 @@ class AcceptedEvent(msgspec.Struct, array_like=True):
     subject: str
 
 
-class AcceptedHour(msgspec.Struct, array_like=True):
+class AcceptedHour(msgspec.Struct, gc=False, array_like=True):
     """Accepted events beyond the detailed ones, counted per hour in which they occurred."""
 
     count: int
@@ -147,7 +154,7 @@ class OperatorState(EntityState, tag="operator/2"):
     accepted_by_hour: dict[str, AcceptedHour] = {}  # hours since the epoch -> count
 
 
-class RecoveredMetal(msgspec.Struct, array_like=True):
+class RecoveredMetal(msgspec.Struct, gc=False, array_like=True):
     """Micrograms of a metal that went into recoveries and came out."""
 
     input: int
@@ -193,6 +200,19 @@ State: TypeAlias = (
     | RecycledContentPart
     | RecoveryPart
 )
+
+
+def derived(state: EntityState) -> Any:
+    """What the entity's handler last derived from ``state`` (None: nothing yet, or a state
+    decoded or copied since). Only the handler that stored it may read it: the value is kept
+    valid by the handler re-deriving it whenever it changes the fields it comes from."""
+    return state.__dict__.get("derived")
+
+
+def remember(state: EntityState, value: Any) -> None:
+    state.__dict__["derived"] = value
+
+
 #: Entity kind (a key's prefix) -> its state class.
 STATE_TYPES: dict[str, type[State]] = {
     "lot": LotState,

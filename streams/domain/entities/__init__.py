@@ -57,9 +57,14 @@ from streams.domain.entities.alerts import (
     RECOVERY,
     RECYCLED_CONTENT,
 )
-from streams.domain.entities.batteries import RECYCLED_CONTENT_MINIMUMS, handle_battery
+from streams.domain.entities.batteries import (
+    RECYCLED_CONTENT_MINIMUMS,
+    handle_battery,
+    publish_passport,
+)
 from streams.domain.entities.effects import Config, Document, Effects
-from streams.domain.entities.lots import handle_lot
+from streams.domain.entities.genealogy import MAX_GENEALOGY_DEPTH
+from streams.domain.entities.lots import handle_lot, publish_lot
 from streams.domain.entities.operators import (
     ACCEPTED_DETAIL,
     FLAGGED_DETAIL,
@@ -68,6 +73,7 @@ from streams.domain.entities.operators import (
     certified_at,
     handle_operator,
     operator_certified,
+    publish_operator,
     with_certification,
 )
 from streams.domain.entities.tallies import (
@@ -75,6 +81,8 @@ from streams.domain.entities.tallies import (
     handle_recovery,
     handle_recycled_content,
     part_key,
+    publish_recovery,
+    publish_recycled_content,
     tally_of_part,
 )
 from streams.domain.messages import Message
@@ -91,6 +99,7 @@ __all__ = [
     "ALERTS",
     "FLAGGED_DETAIL",
     "LOTS",
+    "MAX_GENEALOGY_DEPTH",
     "OPERATORS",
     "PASSPORTS",
     "PENDING_DETAIL",
@@ -108,12 +117,14 @@ __all__ = [
     "handle",
     "operator_certified",
     "part_key",
+    "publish",
     "tally_of_part",
     "with_certification",
 ]
 
 #: Entity kind -> how messages change its state. Parts (``*-part/...``) receive no messages:
 #: their tally writes them.
+#: A handler sends messages and publishes alerts; documents wait for :func:`publish`.
 Handler = Callable[[str, Any, list[Message], int, Config, Effects], State]
 HANDLERS: dict[str, Handler] = {
     "lot": handle_lot,
@@ -121,6 +132,17 @@ HANDLERS: dict[str, Handler] = {
     "operator": handle_operator,
     "recycled-content": handle_recycled_content,
     "recovery": handle_recovery,
+}
+
+
+#: Entity kind -> how its document is published (once per batch, after every message).
+Publisher = Callable[[str, Any, Config, Effects], None]
+PUBLISHERS: dict[str, Publisher] = {
+    "lot": publish_lot,
+    "battery": publish_passport,
+    "operator": publish_operator,
+    "recycled-content": publish_recycled_content,
+    "recovery": publish_recovery,
 }
 
 
@@ -137,6 +159,15 @@ def handle(
     elif not isinstance(state, STATE_TYPES[kind]):
         raise TypeError(f"state of {key!r} is a {type(state).__name__}")
     return handler(key, state, messages, now, cfg, fx)
+
+
+def publish(key: str, state: State, cfg: Config, fx: Effects) -> None:
+    """Publish ``key``'s document if it changed since last published. Called once per batch
+    for every entity the batch touched, after :func:`handle` (whatever it derived is current);
+    parts (``*-part/...``) publish nothing."""
+    publisher = PUBLISHERS.get(key.split("/", 1)[0])
+    if publisher is not None:
+        publisher(key, state, cfg, fx)
 
 
 def due(key: str, state: State, cfg: Config) -> int | None:
@@ -160,5 +191,6 @@ def document(key: str, state: State, now: int, cfg: Config) -> Document | None:
     scratch = copy_state(state)
     scratch.published = None
     fx = Effects()
-    handle(key, scratch, [], now, cfg, fx)
+    scratch = handle(key, scratch, [], now, cfg, fx)
+    publish(key, scratch, cfg, fx)
     return next((doc for output, _, doc in fx.published if output != ALERTS), None)

@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any, Protocol
 
+import msgspec
+
 from schemas.values import ALLIANCE_COUNTRIES
 from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.messages import Shipped
@@ -41,9 +43,30 @@ class Waiting(Protocol):
     waiting_since: int | None
 
 
+_JSON = msgspec.json.Encoder(order="sorted")
+
+
+def canonical_json(document: Any) -> bytes:
+    """``document`` as compact JSON with sorted keys and non-ASCII escaped: the bytes of
+    ``json.dumps(document, sort_keys=True, separators=(",", ":"))``, which digests (stored in
+    states) and published documents have always been.
+
+    msgspec writes the same bytes ~7x faster for what documents hold (string keys; strings,
+    integers, booleans, None; quantities are strings, never floats), except that it writes
+    non-ASCII characters and DEL unescaped, and cannot write integers beyond 64 bits: those
+    documents take the standard library's way.
+    """
+    try:
+        text = _JSON.encode(document)
+    except (OverflowError, TypeError):
+        text = b"\x7f"  # not written: take the fallback below
+    if text.isascii() and b"\x7f" not in text:
+        return text
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
 def digest(document: Any) -> str:
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    return hashlib.blake2b(canonical_json(document), digest_size=12).hexdigest()
 
 
 def publish_if_changed(

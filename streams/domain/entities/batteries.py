@@ -3,15 +3,17 @@ passports, profiles to the packs they are part of, tally contributions and alert
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from streams.domain.entities import provenance
 from streams.domain.entities.alerts import (
     PASSPORTS,
     alert,
+    digest,
     holder,
     is_outflow,
     outflow_alert,
     publish_alerts,
-    publish_if_changed,
     unresolved_alert,
 )
 from streams.domain.entities.effects import Config, Document, Effects
@@ -50,7 +52,7 @@ from streams.domain.messages import (
 )
 from streams.domain.quantities import iso, kg_from_grams, year
 from streams.domain.routing import battery_key, lot_key
-from streams.domain.states import BatteryState, HeldProfile, TallyMembership
+from streams.domain.states import BatteryState, HeldProfile, TallyMembership, derived, remember
 
 #: EU 2023/1542 Art. 8: minimum recycled content, share of the metal in active materials
 #: (lead: in the battery), from 18 Aug 2031 and from 18 Aug 2036.
@@ -101,12 +103,14 @@ def _take_in(state: BatteryState, messages: list[Message]) -> set[str]:
     return new_parents
 
 
-def status_timeline(state: BatteryState, made: Manufactured | None) -> list[StatusChange]:
+def status_timeline(
+    state: BatteryState, made: Manufactured | None, with_health: bool = True
+) -> list[StatusChange]:
     timeline: list[StatusChange] = []
     if made is not None:
         timeline.append((made.occurred_at, made.event_id, "original"))
     timeline += [(u.occurred_at, u.event_id, u.status) for u in state.uses.values()]
-    if state.latest_health is not None:
+    if with_health and state.latest_health is not None:
         h = state.latest_health
         timeline.append((h.occurred_at, h.event_id, h.status))
     timeline += [(s.occurred_at, s.event_id, "waste") for s in state.shredded.values()]
@@ -216,9 +220,27 @@ def _references(state: BatteryState) -> list[str]:
     return [*state.uses, *state.shipments, *state.shredded, *state.parents, *health]
 
 
+def _only_health(messages: list[Message]) -> bool:
+    return all(isinstance(m, Used) and m.action == "state_of_health" for m in messages)
+
+
 def handle_battery(
     key: str, state: BatteryState, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> BatteryState:
+    memo = derived(state)
+    if (
+        isinstance(memo, PassportParts)
+        and memo.health_only
+        and (memo.cfg is cfg or memo.cfg == cfg)
+        and _only_health(messages)
+    ):
+        # Health readings change only the latest reading: no profile, tally contribution or
+        # alert of a manufactured battery without outflow shipments rests on it, and the
+        # passport takes it in when published.
+        for reading in messages:
+            assert isinstance(reading, Used)
+            _record_use(state, reading)
+        return state
     new_parents = _take_in(state, messages)
     made = chosen(state.manufactured)
     battery_id = key.split("/", 1)[1]
@@ -236,17 +258,55 @@ def handle_battery(
             key, state.shipments, state.absence_revision, parents, new_parents, fx
         )
     timeline = status_timeline(state, made)
+    outflows = False
     if made is not None:
+        outflows = any(is_outflow(s) for s in state.shipments.values())
         alerts.update(_outflows(key, battery_id, state, timeline))
     message = f"battery {battery_id} is referenced but was never manufactured"
     alerts.update(
         unresolved_alert(state, key, now, cfg, made is not None, _references(state), message)
     )
     publish_alerts(state, fx, alerts)
-    if made is not None and profile is not None:
-        document = passport_view(battery_id, state, made, profile, timeline, cfg)
-        publish_if_changed(state, fx, PASSPORTS, battery_id, document)
+    # The passport's parts are built when published, once per batch however many rounds.
+    remember(state, None if profile is None else _Made(profile, not outflows, cfg))
     return state
+
+
+class _Made(NamedTuple):
+    """What the handler derived for a manufactured battery's passport, until published."""
+
+    profile: Profile
+    health_only: bool
+    cfg: Config
+
+
+def publish_passport(key: str, state: BatteryState, cfg: Config, fx: Effects) -> None:
+    """Publish the passport if it changed since last published (none before manufacture).
+
+    Its digest (``published``) is :meth:`PassportParts.digest`, of the parts, so that a health
+    reading is judged without encoding the whole passport.
+    """
+    parts = derived(state)
+    if isinstance(parts, _Made):
+        made = chosen(state.manufactured)
+        assert made is not None  # a profile was derived from it
+        derived_, parts = (
+            parts,
+            passport_parts(key.split("/", 1)[1], state, made, parts.profile, parts.cfg),
+        )
+        parts.health_only = derived_.health_only
+        remember(state, parts)
+    if not isinstance(parts, PassportParts):
+        return
+    health = state.latest_health
+    if parts.published and parts.published_with == health:
+        return  # same parts, same latest reading: the passport last published
+    varying = parts.varying(health)
+    fingerprint = parts.digest(varying)
+    if state.published != fingerprint:
+        state.published = fingerprint
+        fx.publish(PASSPORTS, key.split("/", 1)[1], {**parts.static, **varying})
+    parts.published, parts.published_with = True, health
 
 
 def _passports(made: Manufactured, uses: list[Used]) -> list[str]:
@@ -258,34 +318,126 @@ def _passports(made: Manufactured, uses: list[Used]) -> list[str]:
     return passports
 
 
-def passport_view(
+class PassportParts:
+    """A battery passport taken apart: every field that does not depend on the latest health
+    reading (``static``), built once per change of the other facts, and what the fields that
+    do (``varying``: status, state of health, provenance) are computed from.
+
+    Health readings are most of a battery's events; with the parts kept beside the state in
+    memory, a reading costs a few comparisons and the assembly of the document instead of the
+    whole passport. ``{**static, **varying(latest)}`` is the passport (:func:`passport_view`).
+    """
+
+    __slots__ = (
+        "agreements",
+        "cfg",
+        "health_only",
+        "published",
+        "published_with",
+        "reading",
+        "redacted",
+        "regions",
+        "shared_under",
+        "static",
+        "static_digest",
+        "timeline_end",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        static: Document,
+        timeline_end: StatusChange | None,
+        reading: Used | None,
+        facts: list[Fact],
+        upstream: list[str],
+        cfg: Config,
+    ) -> None:
+        self.static = static
+        self.static_digest: str | None = None
+        #: The last status change but the latest reading, and the latest reading among uses.
+        self.timeline_end = timeline_end
+        self.reading = reading
+        self.upstream = set(upstream)
+        facts_regions = {f.region for f in facts} | self.upstream
+        self.regions = sorted(facts_regions)
+        self.agreements = {
+            (f.shared.agreement, f.shared.direction) for f in facts if f.shared is not None
+        }
+        self.shared_under = _shared_under(self.agreements)
+        self.redacted = provenance.redacted_fields(facts, PASSPORT_SHOWS)
+        self.cfg = cfg
+        #: Whether a batch of health readings alone may skip the handler's other work: no
+        #: alert rests on the status (set by the handler; an outflow alert does).
+        self.health_only = False
+        #: Whether the passport was published (or found unchanged) from these parts, and the
+        #: latest reading it was built with.
+        self.published = False
+        self.published_with: Used | None = None
+
+    def varying(self, health: Used | None) -> Document:
+        """The passport's fields that the latest health reading (``health``) can change."""
+        end, reading = self.timeline_end, self.reading
+        regions, shared_under, redacted = self.regions, self.shared_under, self.redacted
+        if health is not None:
+            change = (health.occurred_at, health.event_id, health.status)
+            end = change if end is None or change >= end else end
+            # Ties go to the latest reading, as a stable sort with it appended last does.
+            if reading is None or (health.occurred_at, health.event_id) >= (
+                reading.occurred_at,
+                reading.event_id,
+            ):
+                reading = health
+            if health.region not in regions:
+                regions = sorted({*regions, health.region})
+            if health.shared is not None:
+                agreement = (health.shared.agreement, health.shared.direction)
+                shared_under = _shared_under({*self.agreements, agreement})
+            if health.redacted:
+                more = provenance.redacted_fields([health], PASSPORT_SHOWS)
+                redacted = sorted({*redacted, *more})
+        return {
+            "status": end[2] if end is not None else "original",
+            "state_of_health": reading.state_of_health if reading is not None else None,
+            "regions": regions,
+            "shared_under": shared_under,
+            "redacted": redacted,
+        }
+
+    def digest(self, varying: Document) -> str:
+        """The passport's digest: of the static fields' digest and the varying fields (the
+        same passport, the same digest, without encoding it whole per reading)."""
+        if self.static_digest is None:
+            self.static_digest = digest(self.static)
+        return digest([self.static_digest, varying])
+
+
+def _shared_under(agreements: set[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"agreement": a, "direction": d} for a, d in sorted(agreements)]
+
+
+def passport_parts(
     battery_id: str,
     state: BatteryState,
     made: Manufactured,
     profile: Profile,
-    timeline: list[StatusChange],
     cfg: Config,
-) -> Document:
-    """The battery passport: identity, status, health, make-up, origin, where it is, and
-    where its facts came from (:mod:`.provenance`)."""
+) -> PassportParts:
+    """The passport's parts (:class:`PassportParts`)."""
     uses = sorted(state.uses.values(), key=lambda u: (u.occurred_at, u.event_id))
     passports = _passports(made, uses)
     readings = [u for u in uses if u.state_of_health is not None]
-    if state.latest_health is not None:
-        readings.append(state.latest_health)
-    health = sorted(readings, key=lambda u: (u.occurred_at, u.event_id))
     shreds = sorted(state.shredded.values(), key=lambda s: (s.occurred_at, s.event_id))
     missing = sorted(
         [k for k in made.inputs if lot_key(k) not in state.inputs]
         + [c for c in made.components if battery_key(c) not in state.inputs]
     )
-    return {
+    timeline = status_timeline(state, made, with_health=False)
+    static = {
         "battery_id": battery_id,
         "passport_id": passports[-1],
         "predecessor_passport_id": passports[-2] if len(passports) > 1 else None,
         "passport_history": passports,
-        "status": timeline[-1][2] if timeline else "original",
-        "state_of_health": health[-1].state_of_health if health else None,
         "category": made.category,
         "level": made.level,
         "model": made.model,
@@ -307,12 +459,31 @@ def passport_view(
         "missing_inputs": missing,
         "missing_upstream": missing_view(profile.missing_upstream),
         "missing_upstream_more": profile.missing_upstream_more,
-        **provenance.view(made.region, cfg, _facts(state), profile.regions, PASSPORT_SHOWS),
+        "home_region": made.region,
+        "replica": cfg.region is not None and made.region != cfg.region,
     }
+    return PassportParts(
+        static,
+        timeline[-1] if timeline else None,
+        readings[-1] if readings else None,
+        _facts(state, with_health=False),
+        profile.regions,
+        cfg,
+    )
 
 
-def _facts(state: BatteryState) -> list[Fact]:
-    health = [state.latest_health] if state.latest_health is not None else []
+def passport_view(
+    battery_id: str, state: BatteryState, made: Manufactured, profile: Profile, cfg: Config
+) -> Document:
+    """The battery passport: identity, status, health, make-up, origin, where it is, and
+    where its facts came from (:mod:`.provenance`)."""
+    parts = passport_parts(battery_id, state, made, profile, cfg)
+    return {**parts.static, **parts.varying(state.latest_health)}
+
+
+def _facts(state: BatteryState, with_health: bool = True) -> list[Fact]:
+    latest = state.latest_health if with_health else None
+    health = [latest] if latest is not None else []
     return [
         *state.manufactured.values(),
         *state.uses.values(),

@@ -28,6 +28,8 @@ class Effects:
     """What handling a batch of messages caused: messages to other entities, documents."""
 
     messages: list[Addressed] = field(default_factory=list)
+    #: (output, key, document). A passport shares its nested values with the parts its battery
+    #: keeps in memory (:class:`.batteries.PassportParts`): read documents, never change them.
     published: list[tuple[str, str, Document]] = field(default_factory=list)
     #: Entries a handler stores beside its entity's state (same partition): key -> value.
     stored: dict[str, State] = field(default_factory=dict)

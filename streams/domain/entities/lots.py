@@ -51,7 +51,7 @@ from streams.domain.messages import (
 )
 from streams.domain.quantities import iso, kg_from_grams, kg_from_micrograms, scaled, share, year
 from streams.domain.routing import lot_key
-from streams.domain.states import HeldProfile, LotState
+from streams.domain.states import HeldProfile, LotState, derived, remember
 
 #: Lot forms and creations whose shipment out of the alliance is an outflow.
 OUTFLOW_LOT_KINDS = frozenset({"shredded", "recovered"})
@@ -325,10 +325,19 @@ def handle_lot(
     message = f"lot {lot_id} is referenced but no event created it"
     alerts.update(unresolved_alert(state, key, now, cfg, created is not None, references, message))
     publish_alerts(state, fx, alerts)
-    if created is not None:
-        document = lot_view(lot_id, created, profile, state, cfg)
-        publish_if_changed(state, fx, LOTS, lot_id, document)
+    remember(state, (created, profile) if created is not None else None)
     return state
+
+
+def publish_lot(key: str, state: LotState, cfg: Config, fx: Effects) -> None:
+    """Publish the lot document if it changed (none before the lot is created), from the
+    creation and profile its handler last derived."""
+    parts = derived(state)
+    if parts is None:
+        return
+    created, profile = parts
+    lot_id = key.split("/", 1)[1]
+    publish_if_changed(state, fx, LOTS, lot_id, lot_view(lot_id, created, profile, state, cfg))
 
 
 def lot_view(

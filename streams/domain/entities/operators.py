@@ -28,6 +28,7 @@ whether its manufacturer is certified now and was at manufacture (:func:`with_ce
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -86,9 +87,12 @@ class CertificationTimeline:
         self._keys = [
             [(f.occurred_at, f.event_id) for f in timeline] for timeline in self._timelines
         ]
+        self._bounds = _covered(self._timelines)
 
     def covers(self, at: int) -> bool:
-        return self.covering(at) is not None
+        """Whether some certification covers ``at``: what ``covering(at) is not None`` says,
+        in one bisection (asked once per checked event)."""
+        return bisect.bisect_right(self._bounds, at) % 2 == 1
 
     def standing(self, at: int) -> list[Certification]:
         """The latest fact at or before ``at`` of each scheme that has one."""
@@ -105,6 +109,34 @@ class CertificationTimeline:
             if fact.action == "certified" and (fact.valid_until is None or fact.valid_until >= at):
                 return fact
         return None
+
+
+#: Beyond any time (µs since the epoch) an event can have: the end of a coverage that never ends.
+_NEVER = 1 << 80
+
+
+def _covered(timelines: list[list[Certification]]) -> list[int]:
+    """The times some scheme's certification covers, as sorted bounds ``[start, end, ...]`` of
+    disjoint half-open intervals. A scheme's latest fact at or before a time decides
+    (:meth:`CertificationTimeline.standing`): a fact decides from its time until the next
+    later fact of its scheme; a certification covers that stretch up to its ``valid_until``."""
+    stretches = []
+    for timeline in timelines:
+        for fact, following in zip(timeline, [*timeline[1:], None], strict=True):
+            end = _NEVER if following is None else following.occurred_at
+            if end == fact.occurred_at or fact.action != "certified":
+                continue  # superseded at its own time, or not a certification
+            if fact.valid_until is not None:
+                end = min(end, fact.valid_until + 1)
+            if end > fact.occurred_at:
+                stretches.append((fact.occurred_at, end))
+    bounds: list[int] = []
+    for start, end in sorted(stretches):
+        if bounds and start <= bounds[-1]:
+            bounds[-1] = max(bounds[-1], end)
+        else:
+            bounds += [start, end]
+    return bounds
 
 
 def certified_at(certs: Iterable[Certification], at: int) -> bool:
@@ -138,14 +170,26 @@ def _accept_hour(state: OperatorState, hour_key: str, count: int, first: int, la
 
 def _fold_accepted(state: OperatorState) -> None:
     """Keep the newest ``ACCEPTED_DETAIL`` accepted events by id; count the older per hour."""
-    excess = len(state.accepted) - ACCEPTED_DETAIL
-    if excess <= 0:
+    if len(state.accepted) <= ACCEPTED_DETAIL:
         return
-    oldest = sorted(state.accepted.items(), key=lambda kv: (kv[1].occurred_at, kv[0]))[:excess]
-    for eid, event in oldest:
-        del state.accepted[eid]
+    newest = heapq.nlargest(
+        ACCEPTED_DETAIL, state.accepted.items(), key=lambda kv: (kv[1].occurred_at, kv[0])
+    )
+    kept = dict(newest)
+    # A batch of events folds into a few hours: count per hour first, then add to the state.
+    hours: dict[int, tuple[int, int, int]] = {}
+    for eid, event in state.accepted.items():
+        if eid in kept:
+            continue
         at = event.occurred_at
-        _accept_hour(state, str(at // _HOUR_US), 1, at, at)
+        hour = at // _HOUR_US
+        held = hours.get(hour)
+        hours[hour] = (
+            (1, at, at) if held is None else (held[0] + 1, min(held[1], at), max(held[2], at))
+        )
+    for hour, (count, first, last) in hours.items():
+        _accept_hour(state, str(hour), count, first, last)
+    state.accepted = kept
 
 
 def _take_in(
@@ -315,9 +359,13 @@ def handle_operator(
     _settle(state, index, now, cfg)
     operator_id = key.split("/", 1)[1]
     publish_alerts(state, fx, _uncertified_alert(key, operator_id, state, index))
-    if state.certifications:
-        publish_if_changed(state, fx, OPERATORS, operator_id, operator_view(operator_id, state))
     return state
+
+
+def publish_operator(key: str, state: OperatorState, cfg: Config, fx: Effects) -> None:
+    if state.certifications:
+        operator_id = key.split("/", 1)[1]
+        publish_if_changed(state, fx, OPERATORS, operator_id, operator_view(operator_id, state))
 
 
 def operator_certified(document: Document | None, at: int) -> bool:

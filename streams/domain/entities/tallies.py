@@ -177,10 +177,15 @@ def handle_recycled_content(
     fx: Effects,
 ) -> RecycledContentTally:
     _apply_recycled(key, tally, messages, fx)
+    return tally
+
+
+def publish_recycled_content(
+    key: str, tally: RecycledContentTally, cfg: Config, fx: Effects
+) -> None:
     if tally.labels is not None:
         document = recycled_content_view(tally)
         publish_if_changed(tally, fx, RECYCLED_CONTENT, key.split("/", 1)[1], document)
-    return tally
 
 
 def recovery_view(tally: RecoveryTally) -> Document:
@@ -210,6 +215,9 @@ def handle_recovery(
     key: str, tally: RecoveryTally, messages: list[Message], now: int, cfg: Config, fx: Effects
 ) -> RecoveryTally:
     _apply_recovered(key, tally, messages, fx)
+    return tally
+
+
+def publish_recovery(key: str, tally: RecoveryTally, cfg: Config, fx: Effects) -> None:
     if tally.labels is not None:
         publish_if_changed(tally, fx, RECOVERY, key.split("/", 1)[1], recovery_view(tally))
-    return tally
