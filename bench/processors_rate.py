@@ -64,6 +64,7 @@ from streams.domain.codec import (  # noqa: E402
 )
 from streams.domain.engine import process_batch  # noqa: E402
 from streams.domain.entities import Config  # noqa: E402
+from streams.domain.ingest import EventIngest  # noqa: E402
 from streams.domain.routing import route_batch  # noqa: E402
 from tests import scenarios  # noqa: E402
 from tests.integration.workers import Worker  # noqa: E402
@@ -218,6 +219,11 @@ def stages(events: list[Event]) -> None:
         "validate (pydantic)", lambda: [EVENT_MODELS[t].model_validate(r) for t, r in records]
     )
     messages = timed("route to entity messages", lambda: route_batch(valid))
+    topics = [event_topic_name(e.event_type) for e in events]
+    records = [(t, b, None) for t, b in zip(topics, blobs, strict=True)]
+    ingest = EventIngest(serde)
+    ingested = timed("ingest: decode + route (plain)", lambda: ingest.ingest(records))
+    assert ingested.messages == messages, "ingest and route_batch disagree"
 
     def entities() -> int:
         states: dict[str, bytes] = {}
@@ -251,11 +257,22 @@ def main() -> None:
         default=0.0,
         help="share of the events (by key) written to the partner's mirrored topics (0-1)",
     )
+    parser.add_argument(
+        "--stages-only",
+        type=int,
+        metavar="RUNS",
+        help="no broker or worker: the in-process costs per stage alone, RUNS times",
+    )
     args = parser.parse_args()
     events = (
         telemetry(args.events, args.keys) if args.workload == "telemetry" else loops(args.events)
     )
     print(f"{args.workload}: {len(events):,} events")
+    if args.stages_only:
+        for run in range(args.stages_only):
+            print(f"in-process cost per event, by stage (run {run + 1}):")
+            stages(events)
+        return
     route_rate, end_rate = run_worker(events, args.backend, args.mirrored_share)
     print(f"  worker, route stage:  {route_rate:>10,.0f} events/s")
     print(f"  worker, end to end:   {end_rate:>10,.0f} events/s")

@@ -20,6 +20,10 @@ fields of); the fields it lacks are the models' optional confidential ones.
 
 The body is fastavro's schemaless encoding with parsed schemas cached once per process. Data
 written with an older version of a schema is resolved to the current version on decoding.
+
+:meth:`Serde.decode_plain` is the processors' hot path: the same framing and schemas, read by
+readers generated per schema into plain records (:mod:`schemas.plain`: decimals as unscaled
+integers, times as microseconds, no validation beyond what Avro says).
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
-from schemas import catalog
+from schemas import catalog, plain
 from schemas.catalog import SchemaVersion
 from schemas.events import EVENT_MODELS, Event
+from schemas.plain import PlainDecodeError, PlainReader
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -84,6 +89,10 @@ class Serde:
         self._schema_ids: dict[tuple[str, bytes], int] = {}  # (topic, fingerprint) -> id
         # id -> (event_type, parsed writer, whether it is a shared schema)
         self._by_id: dict[int, tuple[str, Any, bool]] = {}
+        self._raw_by_id: dict[int, dict[str, Any]] = {}  # id -> the writer schema as written
+        # single-object fingerprint or registry id -> (event_type, plain reader, shared)
+        self._plain_single: dict[bytes, tuple[str, PlainReader, bool]] = {}
+        self._plain_by_id: dict[int, tuple[str, PlainReader, bool]] = {}
         self._shared = {s.fingerprint: s for s in shared}
         # "ExtractionEvent" -> "extraction": private and shared schemas share the short name
         self._type_by_record_name = {
@@ -130,6 +139,7 @@ class Serde:
             self._schema_ids[key] = schema_id
             shared = schema.raw["name"].startswith(SHARED_NAMESPACE + ".")
             self._by_id[schema_id] = (schema.event_type, schema.parsed, shared)
+            self._raw_by_id[schema_id] = schema.raw
         return schema_id
 
     # --- decoding --------------------------------------------------------------------------
@@ -230,7 +240,89 @@ class Serde:
             raise fail(f"schema id {schema_id} is not a batteryloop event schema")
         shared = name.startswith(SHARED_NAMESPACE + ".")
         self._by_id[schema_id] = (event_type, fastavro.parse_schema(raw), shared)
+        self._raw_by_id[schema_id] = raw
         return self._writer_by_id(schema_id, fail)
+
+    # --- the hot path: plain records ------------------------------------------------------
+
+    def decode_plain(
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Decode framed Avro to ``(event_type, plain record, written with a shared schema)``.
+
+        The same framings, schemas and resolution of older versions as :meth:`decode`, read
+        into a plain record (:mod:`schemas.plain`) instead of logical-type objects; no
+        validation. Raises :class:`DecodeError` naming the topic, partition, offset and reason.
+        """
+        entry: tuple[str, PlainReader, bool] | None
+        if data and data[:2] == SINGLE_OBJECT_MAGIC:
+            entry = self._plain_single.get(data[2:_SINGLE_HEADER])
+        elif data and data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+            entry = self._plain_by_id.get(_ID.unpack_from(data, 1)[0])
+        else:
+            entry = None
+        if entry is None:
+            entry = self._plain_entry(data, topic, partition, offset)  # raises if unframed
+        assert data is not None
+        header = _SINGLE_HEADER if data[0] != CONFLUENT_MAGIC else _CONFLUENT_HEADER
+        event_type, read, shared = entry
+        try:
+            return event_type, read(data[header:]), shared
+        except PlainDecodeError as exc:
+            raise DecodeError(
+                f"Avro body does not match the {event_type} schema: {exc}",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            ) from None
+
+    def _plain_entry(
+        self, data: bytes | None, topic: str | None, partition: int | None, offset: int | None
+    ) -> tuple[str, PlainReader, bool]:
+        """Find the writer schema of a record not seen before (or fail like :meth:`decode`)
+        and cache a plain reader for it."""
+
+        def fail(reason: str) -> DecodeError:
+            return DecodeError(reason, topic=topic, partition=partition, offset=offset)
+
+        if not data:
+            raise fail("empty value (a tombstone or an empty record)")
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            fingerprint = data[2:_SINGLE_HEADER]
+            known = catalog.by_fingerprint().get(fingerprint)
+            if known is not None:
+                entry = (known.event_type, _private_reader(known.raw, known.event_type), False)
+            elif fingerprint in self._shared:
+                shared = self._shared[fingerprint]
+                entry = (shared.event_type, plain.reader(shared.raw), True)
+            else:
+                self.decode(data, topic=topic, partition=partition, offset=offset)  # raises
+                raise AssertionError("unreachable: an unknown fingerprint decoded")
+            self._plain_single[fingerprint] = entry
+            return entry
+        if data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+            schema_id = _ID.unpack_from(data, 1)[0]
+            event_type, _, is_shared = self._writer_by_id(schema_id, fail)
+            raw = self._raw_by_id[schema_id]
+            read = plain.reader(raw) if is_shared else _private_reader(raw, event_type)
+            self._plain_by_id[schema_id] = (event_type, read, is_shared)
+            return self._plain_by_id[schema_id]
+        self.decode(data, topic=topic, partition=partition, offset=offset)  # raises: not framed
+        raise AssertionError("unreachable: unframed data decoded")
+
+
+def _private_reader(writer: dict[str, Any], event_type: str) -> PlainReader:
+    """A plain reader of data written with ``writer``, a version of ``event_type``'s private
+    schema: generated when it is the current version, resolved by fastavro when older."""
+    current = catalog.current(event_type)
+    if fastavro.schema.to_parsing_canonical_form(writer) == current.canonical:
+        return plain.reader(current.raw)
+    return plain.resolving_reader(writer, current.raw)
 
 
 def _short(name: str) -> str:

@@ -1,0 +1,169 @@
+"""The processors' ingest (records -> entity messages without pydantic) against the reference:
+decode, validate into the models, ``route_batch``. For generated events of every type, own and
+mirrored, both must send the same messages; what ingest rejects, it rejects with a reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.mirror import policy as sharing
+from connectors.mirror.replication import sharing_headers
+from schemas import catalog
+from schemas.events import EVENT_MODELS, Event, ExtractionEvent
+from schemas.serde import Serde, schema_registry_client
+from schemas.topics import event_topic_name, mirrored_topic_name
+from streams.domain.ingest import UNNAMED_AGREEMENT, EventIngest, IngestRecord
+from streams.domain.messages import LotCreated, SharedUnder
+from streams.domain.routing import Received, route_batch
+from tests import scenarios
+from tests.strategies import events
+
+SECRET = b"an agreement secret for the tests"
+POLICY = sharing.load(sharing.shipped("jp-to-eu"), SECRET)
+SERDE = Serde(shared=POLICY.shared_schemas.values())
+MIRRORED = {mirrored_topic_name("JP", t): t for t in EVENT_MODELS}
+INGEST = EventIngest(SERDE, MIRRORED, POLICY.direction)
+ONE = Decimal(1)
+SLOW = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+
+
+def own(event: Event, serde: Serde = SERDE) -> IngestRecord:
+    topic = event_topic_name(event.event_type)
+    return topic, serde.encode(event, topic), None
+
+
+def reference(records: list[IngestRecord], serde: Serde = SERDE) -> list[Any]:
+    """What the worker did before: decode, validate into the model, route_batch."""
+    arrivals: list[Event | Received] = []
+    for topic, value, headers in records:
+        event = serde.decode_event(value, topic=topic)
+        if topic in MIRRORED:
+            found = dict(headers or [])
+            agreement = found.get("batteryloop-agreement", b"").decode() or UNNAMED_AGREEMENT
+            redacted = found.get("batteryloop-redacted", b"").decode()
+            paths = tuple(p for p in redacted.split(",") if p)
+            arrivals.append(Received(event, SharedUnder(agreement, POLICY.direction), paths))
+        else:
+            arrivals.append(event)
+    return route_batch(arrivals)
+
+
+@SLOW
+@given(st.lists(events(), min_size=1, max_size=6))
+def test_ingest_sends_what_decode_validate_route_sends(generated: list[Event]) -> None:
+    records = [own(e) for e in generated]
+    ingested = INGEST.ingest(records)
+    assert ingested.rejected == []
+    assert ingested.messages == reference(records)
+    assert sum(ingested.routed.values()) == len(generated)
+
+
+@SLOW
+@given(st.lists(events(), min_size=1, max_size=6))
+def test_mirrored_records_carry_the_agreement_and_the_redacted_paths(
+    generated: list[Event],
+) -> None:
+    records: list[IngestRecord] = []
+    for event in generated:
+        detailed = POLICY.redact_detailed(event.event_type, event.model_dump())
+        if detailed is None:  # not shared under the policy: never on a mirrored topic
+            records.append(own(event))
+            continue
+        record, paths = detailed
+        topic = mirrored_topic_name("JP", event.event_type)
+        value = SERDE.encode_as(POLICY.shared_schemas[event.event_type], record, topic)
+        records.append((topic, value, sharing_headers(POLICY.name, paths)))
+    ingested = INGEST.ingest(records)
+    assert ingested.rejected == []
+    assert ingested.messages == reference(records)
+
+
+def test_a_mirrored_record_without_an_agreement_header_is_unnamed() -> None:
+    event = scenarios.reference()[0]
+    record = POLICY.redact(event.event_type, event.model_dump())
+    assert record is not None
+    topic = mirrored_topic_name("JP", event.event_type)
+    value = SERDE.encode_as(POLICY.shared_schemas[event.event_type], record, topic)
+    (_, message), *_ = INGEST.ingest([(topic, value, None)]).messages
+    assert message.shared == SharedUnder(UNNAMED_AGREEMENT, "jp-to-eu")  # type: ignore[union-attr]
+
+
+@SLOW
+@given(st.lists(events(), min_size=1, max_size=4))
+def test_confluent_wire_format_reads_the_same(generated: list[Event]) -> None:
+    serde = Serde(schema_registry_client("mock://ingest"))
+    records = [own(e, serde) for e in generated]
+    ingested = EventIngest(serde).ingest(records)
+    assert ingested.rejected == []
+    assert ingested.messages == reference(records, serde)
+
+
+@given(events("shredding"))
+def test_an_older_schema_version_is_resolved_like_the_reference(event: Event) -> None:
+    v1 = catalog.history("shredding")[0]
+    record = event.model_dump()
+    for item in record["inputs"]:
+        del item["waste_origin"]  # v1 has none: reads as post_consumer
+    record["schema_version"] = 1
+    topic = event_topic_name("shredding")
+    records: list[IngestRecord] = [(topic, SERDE.encode_as(v1, record, topic), None)]
+    ingested = INGEST.ingest(records)
+    assert ingested.rejected == []
+    assert ingested.messages == reference(records)
+
+
+def _extraction_record(sample_event: ExtractionEvent, **changes: Any) -> IngestRecord:
+    record = {**sample_event.model_dump(), **changes}
+    topic = event_topic_name("extraction")
+    return topic, SERDE.encode_record("extraction", record, topic), None
+
+
+def test_bad_records_are_rejected_with_the_reason_and_the_rest_routed(
+    sample_event: ExtractionEvent,
+) -> None:
+    good = own(sample_event)
+    topic, value, _ = good
+    assert value is not None
+    cases: list[tuple[IngestRecord, str]] = [
+        ((topic, None, None), "empty value"),
+        ((topic, b"{json}", None), "not framed Avro"),
+        ((topic, b"\xc3\x01" + b"\x00" * 8 + value[10:], None), "unknown writer schema"),
+        ((topic, value[:-5], None), "does not match the extraction schema"),
+        ((topic, value + b"\x00", None), "1 bytes after the record"),
+        ((event_topic_name("shipment"), value, None), "a extraction event on the shipment topic"),
+        (_extraction_record(sample_event, mass_kg=Decimal(-1)), "mass of -1000 g is negative"),
+        (
+            _extraction_record(sample_event, composition={"nickel": ONE, "cobalt": ONE / 2}),
+            "composition shares sum to 1500000 ppm",
+        ),
+        (_extraction_record(sample_event, composition={"gold": ONE}), "'gold' is not a metal"),
+        (_extraction_record(sample_event, event_type="shipment"), "event_type 'shipment'"),
+        (_extraction_record(sample_event, event_id="not-a-uuid"), "is not a UUID"),
+    ]
+    batch = [good, *(record for record, _ in cases), good]
+    ingested = INGEST.ingest(batch)
+    assert [r.index for r in ingested.rejected] == list(range(1, len(cases) + 1))
+    for rejected, (_, expected) in zip(ingested.rejected, cases, strict=True):
+        assert expected in rejected.reason, (expected, rejected.reason)
+    created = [m for _, m in ingested.messages if isinstance(m, LotCreated)]
+    assert len(created) == 2 and ingested.routed == {"extraction": 2}
+
+
+def test_a_uuid_in_another_spelling_is_read_in_canonical_form(
+    sample_event: ExtractionEvent,
+) -> None:
+    spelled = str(sample_event.event_id).upper().replace("-", "")
+    record = _extraction_record(sample_event, event_id=spelled)
+    (_, message), _check = INGEST.ingest([record]).messages
+    assert message.event_id == str(sample_event.event_id)  # type: ignore[union-attr]
+
+
+@given(st.binary(max_size=200), st.sampled_from(sorted(EVENT_MODELS)))
+def test_arbitrary_bytes_are_rejected_or_routed_never_raised(data: bytes, event_type: str) -> None:
+    for value in (data, catalog.current(event_type).fingerprint.join([b"\xc3\x01", data])):
+        ingested = INGEST.ingest([(event_topic_name(event_type), value, None)])
+        assert len(ingested.rejected) + sum(ingested.routed.values()) == 1
