@@ -84,6 +84,10 @@ class Unavailable(RuntimeError):
     """The session cannot go on (a cluster unreachable, a delivery failed); recover and retry."""
 
 
+class PartitionsMissing(ValueError):
+    """``--partitions`` names a partition no mirrored topic has: retrying will not help."""
+
+
 class MirrorMetrics:
     """The mirror's Prometheus metrics, labelled by direction (``eu-to-jp``) and event type."""
 
@@ -175,6 +179,10 @@ class MirrorAgent:
         self._failure: str | None = None
         self._target_end: dict[tuple[str, int], int] = {}
         self._observe_latency = self.metrics.latency.labels(self.direction).observe
+        # Source timestamp (ms) of the latest acknowledged record: the latency histogram takes
+        # one sample per loop turn, not one per record (a per-record observation cost more
+        # than the rest of the delivery report).
+        self._acknowledged_at: int | None = None
         self._invalid_logged = 0.0
 
     # --- the outer loop: sessions, with backoff between them ---------------------------------
@@ -227,6 +235,7 @@ class MirrorAgent:
         partitions, partner_certifications = self._source_partitions(types)
         # Certifications are read for the gate even when not shared; only shared types get a
         # topic on the target.
+        self._check_partitions(partitions)
         shared = {t: n for t, n in partitions.items() if self.policy.shares(t)}
         specs = mirrored_topics(self.source_region.value, shared)
         try:
@@ -248,7 +257,14 @@ class MirrorAgent:
             )
             for t, count in partitions.items()
             for p in range(count)
+            if o.owns(p)
         }
+        # Another process's certification partitions: read for the gate, never decided here.
+        gate_only = [
+            (EVENT_TOPICS[CERTIFICATION].name, p)
+            for p in range(partitions[CERTIFICATION])
+            if not o.owns(p)
+        ]
         for record in read_to_end(
             o.target, [TopicPartition(MIRROR_CHECKPOINT_TOPIC.name, 0, OFFSET_BEGINNING)]
         ):
@@ -273,7 +289,21 @@ class MirrorAgent:
         for lane in lanes.values():
             lane.next_offset = lane.consumed = lane.start
             self._target_end.setdefault((lane.target_topic, lane.partition), lane.target_from)
-        return Session(self, lanes, landed, partner_certifications)
+        return Session(self, lanes, landed, partner_certifications, gate_only)
+
+    def _check_partitions(self, partitions: dict[str, int]) -> None:
+        """Refuse ``partitions`` naming a partition that none of the mirrored topics has."""
+        wanted = self.options.partitions
+        if wanted is None:
+            return
+        most = max(partitions.values())
+        missing = sorted(p for p in wanted if p >= most)
+        if missing:
+            counts = ", ".join(f"{EVENT_TOPICS[t].name} {n}" for t, n in sorted(partitions.items()))
+            raise PartitionsMissing(
+                f"--partitions: no mirrored topic of the source cluster has partition "
+                f"{', '.join(map(str, missing))} (partitions: {counts})"
+            )
 
     def _source_partitions(self, types: list[str]) -> tuple[dict[str, int], int]:
         """Partitions of the source's topics of ``types``, and of the partner's certification
@@ -307,7 +337,14 @@ class MirrorAgent:
         if end > self._target_end.get((topic, partition), 0):
             self._target_end[topic, partition] = end
         if topic != MIRROR_CHECKPOINT_TOPIC.name:
-            self._observe_latency(max(0.0, time.time() - message.timestamp()[1] / 1000))
+            self._acknowledged_at = message.timestamp()[1]
+
+    def sample_latency(self) -> None:
+        """Observe the latency of the latest acknowledged record, if one came since the last."""
+        acknowledged = self._acknowledged_at
+        if acknowledged is not None:
+            self._acknowledged_at = None
+            self._observe_latency(max(0.0, time.time() - acknowledged / 1000))
 
     def client_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN or error.fatal():
@@ -336,6 +373,7 @@ class Session:
         lanes: dict[tuple[str, int], Lane],
         landed: int,
         partner_certifications: int = 0,
+        gate_only: list[tuple[str, int]] | None = None,
     ) -> None:
         self.agent = agent
         self.o = agent.options
@@ -348,6 +386,7 @@ class Session:
         # The partner's certification partitions on the source cluster: read, never mirrored.
         self.partner_cert_topic = agent.partner_certification_topic
         partner = [(self.partner_cert_topic, p) for p in range(partner_certifications)]
+        partner += gate_only or []  # ours, owned by another process: gate input here too
         shared = partner_shared_schema(self.policy, CERTIFICATION)
         self.partner_serde = Serde(self.o.source_serde.registry, [] if shared is None else [shared])
         # certification partitions (own and partner's) not yet read through
@@ -357,6 +396,10 @@ class Session:
         m = agent.metrics
         self._mirrored = {t: m.mirrored.labels(direction, t) for t in EVENT_MODELS}
         self._redacted = {t: m.redacted.labels(direction, t) for t in EVENT_MODELS}
+        # counted per record, added to the metrics once per consumed batch (a labelled
+        # counter's inc takes a lock: per record it showed in the profile)
+        self._batch_mirrored: Tally[str] = Tally()
+        self._batch_redacted: Tally[str] = Tally()
         self._filtered = m.filtered
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
@@ -392,8 +435,10 @@ class Session:
 
     def describe(self) -> str:
         resumed = sum(1 for lane in self.lanes.values() if lane.start)
+        owned = self.o.partitions
+        share = "" if owned is None else f" (partitions {','.join(map(str, sorted(owned)))})"
         return (
-            f"{len(self.lanes)} source partitions, {resumed} resumed from checkpoints, "
+            f"{len(self.lanes)} source partitions{share}, {resumed} resumed from checkpoints, "
             f"{self.landed} records already on the target"
         )
 
@@ -419,7 +464,9 @@ class Session:
             self._take(messages, now)
             if self.holding:
                 self._release(now)
+            self._count_batch()
             poll(0)
+            self.agent.sample_latency()
             if now >= next_checkpoint:
                 self.checkpoint()
                 next_checkpoint = now + interval
@@ -454,7 +501,9 @@ class Session:
             if message.topic() == self.partner_cert_topic:
                 continue  # gate input only: never decided, never mirrored back
             topic, partition, offset = clients.place(message)
-            lane = lanes[topic, partition]
+            lane = lanes.get((topic, partition))
+            if lane is None:
+                continue  # a certification partition of another process: gate input only
             lane.consumed = offset + 1
             if offset < lane.start:
                 continue  # a certification read again for the state; decided long ago
@@ -572,10 +621,19 @@ class Session:
         totals.mirrored += 1
         totals.redacted += redacted
         totals.redactions.add(tally)
-        self._mirrored[event_type].inc()
-        if redacted:
-            self._redacted[event_type].inc(redacted)
+        self._batch_mirrored[event_type] += 1
+        self._batch_redacted[event_type] += redacted
         return True
+
+    def _count_batch(self) -> None:
+        """Add what this batch mirrored and redacted to the metrics, once per event type."""
+        for event_type, n in self._batch_mirrored.items():
+            self._mirrored[event_type].inc(n)
+        for event_type, n in self._batch_redacted.items():
+            if n:
+                self._redacted[event_type].inc(n)
+        self._batch_mirrored.clear()
+        self._batch_redacted.clear()
 
     def _produce(
         self,
@@ -647,6 +705,7 @@ class Session:
 
     def checkpoint(self) -> None:
         """Wait for every acknowledgement, then record each partition's position on the target."""
+        self._count_batch()
         remaining = self.producer.flush(_message_timeout(self.o.target) + 5)
         if self.agent._failure is not None or remaining:
             raise Unavailable(self.agent._failure or f"{remaining} records unacknowledged")
