@@ -34,6 +34,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -64,8 +65,10 @@ from connectors.mirror.replication import (
     read_checkpoint,
     sharing_headers,
 )
+from connectors.mirror.transcode import writers
+from schemas import catalog
 from schemas.events import EVENT_MODELS
-from schemas.serde import DecodeError, Serde
+from schemas.serde import SINGLE_OBJECT_MAGIC, DecodeError, Serde
 from schemas.topics import (
     EVENT_TOPICS,
     MIRROR_CHECKPOINT_TOPIC,
@@ -76,6 +79,7 @@ from schemas.topics import (
 log = logging.getLogger("batteryloop.mirror")
 
 CERTIFICATION = "certification"
+_FRAME = len(SINGLE_OBJECT_MAGIC) + 8  # magic and CRC-64 fingerprint before the Avro body
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4", "message.timeout.ms": "30000"}
 PRODUCER_ENFORCED = {"acks": "all", "enable.idempotence": "true"}
 
@@ -183,6 +187,12 @@ class MirrorAgent:
         # one sample per loop turn, not one per record (a per-record observation cost more
         # than the rest of the delivery report).
         self._acknowledged_at: int | None = None
+        # Shared bodies written from the private bytes (see transcode.py), for records framed
+        # in single-object encoding under the current private schema.
+        self.writers = writers(self.policy)
+        self.current_frames = {
+            t: SINGLE_OBJECT_MAGIC + catalog.current(t).fingerprint for t in self.policy.events
+        }
         self._invalid_logged = 0.0
 
     # --- the outer loop: sessions, with backoff between them ---------------------------------
@@ -400,6 +410,7 @@ class Session:
         # counter's inc takes a lock: per record it showed in the profile)
         self._batch_mirrored: Tally[str] = Tally()
         self._batch_redacted: Tally[str] = Tally()
+        self._frames: dict[str, bytes] = {}  # event type -> the target's framing of its records
         self._filtered = m.filtered
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
@@ -594,9 +605,7 @@ class Session:
         shared, tally = tallied
         redacted = tally.total
         paths = tally.paths
-        value = self.o.target_serde.encode_as(
-            self.policy.shared_schemas[event_type], shared, lane.target_topic
-        )
+        value = self._shared_value(event_type, message.value() or b"", shared, lane.target_topic)
         key = shared.get(EVENT_MODELS[event_type].KEY_FIELD)
         headers = Provenance(
             origin.region if origin else self.agent.source_region.value,
@@ -624,6 +633,21 @@ class Session:
         self._batch_mirrored[event_type] += 1
         self._batch_redacted[event_type] += redacted
         return True
+
+    def _shared_value(
+        self, event_type: str, private: bytes, shared: dict[str, Any], topic: str
+    ) -> bytes:
+        """The record to write: the shared body written from the private one where the private
+        record is under the current schema (the kept fields' bytes are the same), else the
+        redacted record encoded (an older schema version is resolved on decoding)."""
+        schema = self.policy.shared_schemas[event_type]
+        agent = self.agent
+        if private[:_FRAME] == agent.current_frames[event_type]:
+            header = self._frames.get(event_type)
+            if header is None:
+                header = self._frames[event_type] = self.o.target_serde.header(schema, topic)
+            return header + agent.writers[event_type].body(private, _FRAME, shared)
+        return self.o.target_serde.encode_as(schema, shared, topic)
 
     def _count_batch(self) -> None:
         """Add what this batch mirrored and redacted to the metrics, once per event type."""
