@@ -1,6 +1,6 @@
 """Mirror throughput against a raw consume->produce copy, same brokers, same run.
 
-    python bench/mirror_rate.py [--events N] [--backend tansu|noida]
+    python bench/mirror_rate.py [--events N] [--backend tansu|noida] [--runs R] [--instances K]
 
 N manufacture events (two inputs each, one with a supplier id, price and contract volume to
 redact) from a certified operator are published to an embedded EU broker first. Then:
@@ -10,17 +10,23 @@ redact) from a certified operator are published to an embedded EU broker first. 
           shared schema, provenance headers, checkpoints
 Both read from the start of the source topic and count until every record is acknowledged
 by the JP broker; the mirror's rate is measured from its first mirrored record (its recovery
-before that is timed separately). Then the per-record cost of each mirror step, in process.
+before that is timed separately). With ``--instances K`` the mirror is K processes, each with
+its share of the source partitions (``--partitions``). Each of the R runs starts fresh brokers;
+the ratio mirror/raw is taken within a run, and min/median/max over the runs printed. Then the
+per-record cost of each mirror step, in process.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import statistics
 import sys
 import threading
 import time
 import timeit
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +42,7 @@ from connectors.kafka.embedded import BACKENDS, two_regions  # noqa: E402
 from connectors.mirror import policy as sharing  # noqa: E402
 from connectors.mirror.agent import MirrorAgent, MirrorMetrics  # noqa: E402
 from connectors.mirror.options import MirrorOptions  # noqa: E402
+from connectors.mirror.transcode import SharedWriter  # noqa: E402
 from schemas.events import EVENT_MODELS, ManufactureEvent  # noqa: E402
 from schemas.serde import Serde  # noqa: E402
 from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS  # noqa: E402
@@ -86,6 +93,7 @@ def raw_copy(source: str, target: str, topic: str, n: int) -> float:
     copied = 0
     start = time.perf_counter()
     while copied < n:
+        progress(f"raw copy: {copied:,} of {n:,}")
         for m in consumer.consume(5000, 0.5):
             if m.error() is not None:
                 if m.error().code() != KafkaError._PARTITION_EOF:
@@ -105,29 +113,75 @@ def raw_copy(source: str, target: str, topic: str, n: int) -> float:
     producer.flush()
     elapsed = time.perf_counter() - start
     consumer.close()
+    del producer  # destroyed before its broker stops
     return n / elapsed
 
 
-def mirror(policy: sharing.SharingPolicy, source: str, target: str, n: int) -> tuple[float, float]:
-    agent = MirrorAgent(
-        MirrorOptions(policy, {"bootstrap.servers": source}, {"bootstrap.servers": target}),
-        MirrorMetrics(CollectorRegistry()),
+SECRET = b"benchmark-agreement-secret"
+
+
+def mirror_process(
+    source: str,
+    target: str,
+    partitions: frozenset[int] | None,
+    counts: mp.Array,  # type: ignore[type-arg]  # [mirrored, filtered] of this process
+    stop: mp.Event,  # type: ignore[valid-type]
+) -> None:
+    """One mirror process (with ``--instances``): the agent, its counts shared with the parent."""
+    policy = sharing.load(sharing.shipped("eu-to-jp"), SECRET)
+    options = MirrorOptions(
+        policy, {"bootstrap.servers": source}, {"bootstrap.servers": target}, partitions=partitions
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,))
-    began = time.perf_counter()
+    agent = MirrorAgent(options, MirrorMetrics(CollectorRegistry()))
+    halt = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(halt,))
     thread.start()
+    while not stop.wait(0.005):
+        counts[0], counts[1] = agent.totals.mirrored, agent.totals.filtered
+    halt.set()  # the last checkpoint waits for every acknowledgement
+    thread.join()
+    counts[0], counts[1] = agent.totals.mirrored, agent.totals.filtered
+
+
+def mirror(source: str, target: str, n: int, instances: int) -> tuple[float, float]:
+    """(events/s from the first mirrored record until all are acknowledged, recovery seconds)."""
+    context = mp.get_context("spawn")  # no fork of a process with librdkafka threads
+    stop = context.Event()
+    counts = [context.Array("q", 2, lock=False) for _ in range(instances)]
+    shares = [
+        None if instances == 1 else frozenset(range(i, EVENT_PARTITIONS, instances))
+        for i in range(instances)
+    ]
+    processes = [
+        context.Process(target=mirror_process, args=(source, target, share, c, stop))
+        for share, c in zip(shares, counts, strict=True)
+    ]
+    began = time.perf_counter()
+    for process in processes:
+        process.start()
     first = None
     first_count = 0
-    while agent.totals.mirrored + agent.totals.filtered < n + 1:  # + the certification
+    shown = 0.0
+    while (done := sum(c[0] + c[1] for c in counts)) < n + 1:  # + the certification
         time.sleep(0.005)
-        if first is None and agent.totals.mirrored:
-            first, first_count = time.perf_counter(), agent.totals.mirrored
-    stop.set()  # the last checkpoint waits for every acknowledgement
-    thread.join()
-    done = time.perf_counter()
+        mirrored = sum(c[0] for c in counts)
+        if first is None and mirrored:
+            first, first_count = time.perf_counter(), mirrored
+        if time.perf_counter() >= shown + 0.25:
+            shown = time.perf_counter()
+            progress(f"mirror: {done:,} of {n + 1:,} decided")
+    stop.set()
+    for process in processes:
+        process.join()
+    finished = time.perf_counter()
     assert first is not None
-    return (agent.totals.mirrored - first_count) / (done - first), first - began
+    return (sum(c[0] for c in counts) - first_count) / (finished - first), first - began
+
+
+def progress(text: str) -> None:
+    """One line, rewritten in place."""
+    sys.stdout.write(f"\r\033[K  {text}")
+    sys.stdout.flush()
 
 
 def steps(policy: sharing.SharingPolicy, sample: list[ManufactureEvent]) -> None:
@@ -148,25 +202,20 @@ def steps(policy: sharing.SharingPolicy, sample: list[ManufactureEvent]) -> None
     print(f"  validate {cost(lambda: [model.model_validate(r) for r in records]):6.1f} µs")
     print(f"  redact   {cost(lambda: [policy.redact('manufacture', r) for r in records]):6.1f} µs")
     print(f"  encode   {cost(lambda: [serde.encode_as(schema, s, 'x') for s in shared]):6.1f} µs")
+    writer = SharedWriter(policy, "manufacture")
+    pairs = list(zip(blobs, shared, strict=True))
+    written = cost(lambda: [writer.body(b, 10, s) for b, s in pairs])
+    print(f"  shared body from the private bytes (replaces encode) {written:6.1f} µs")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
-    args = parser.parse_args()
-    policy = sharing.load(sharing.shipped("eu-to-jp"), b"benchmark-agreement-secret")
-    serde = Serde()
-    sample = events(args.events)
-    cert = scenarios.certification(OPERATOR, datetime(2030, 1, 1, tzinfo=UTC), "CX-BENCH")
+def one_run(backend: str, values: list[tuple[str, bytes, bytes]], n: int, instances: int) -> Run:
+    """Fresh brokers, the raw copy, then the mirror; clients are gone before the brokers stop."""
     topic = EVENT_TOPICS["manufacture"].name
-    values = [(topic, e.key().encode(), serde.encode(e, topic)) for e in sample]
-    cert_topic = EVENT_TOPICS["certification"].name
-    values.append((cert_topic, cert.key().encode(), serde.encode(cert, cert_topic)))
-    with two_regions(args.backend) as brokers:
+    with two_regions(backend) as brokers:
         eu, jp = brokers[Region.EU].bootstrap, brokers[Region.JP].bootstrap
         for b in (eu, jp):
             create_missing({"bootstrap.servers": b})
+        progress("publishing")
         publish(eu, values)
         from confluent_kafka.admin import NewTopic
 
@@ -174,12 +223,61 @@ def main() -> None:
         created = admin.create_topics([NewTopic("raw-copy." + topic, EVENT_PARTITIONS, 1)])
         for future in created.values():
             future.result()
-        print(f"{args.events:,} manufacture events, {args.backend}, EU -> JP")
-        raw = raw_copy(eu, jp, topic, args.events)
-        print(f"  raw copy {raw:>10,.0f} events/s")
-        rate, startup = mirror(policy, eu, jp, args.events)
-        share = f"{rate / raw:.2f} of raw; recovery {startup:.1f} s"
-        print(f"  mirror   {rate:>10,.0f} events/s  ({share})")
+        del admin
+        raw = raw_copy(eu, jp, topic, n)
+        rate, startup = mirror(eu, jp, n, instances)
+    return Run(raw, rate, startup)
+
+
+@dataclass(frozen=True)
+class Run:
+    raw: float
+    mirror: float
+    recovery: float
+
+    @property
+    def ratio(self) -> float:
+        return self.mirror / self.raw
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return " / ".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
+    parser.add_argument("--runs", type=int, default=3, help="runs, each on fresh brokers")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="mirror processes splitting the partitions"
+    )
+    args = parser.parse_args()
+    policy = sharing.load(sharing.shipped("eu-to-jp"), SECRET)
+    serde = Serde()
+    sample = events(args.events)
+    cert = scenarios.certification(OPERATOR, datetime(2030, 1, 1, tzinfo=UTC), "CX-BENCH")
+    topic = EVENT_TOPICS["manufacture"].name
+    values = [(topic, e.key().encode(), serde.encode(e, topic)) for e in sample]
+    cert_topic = EVENT_TOPICS["certification"].name
+    values.append((cert_topic, cert.key().encode(), serde.encode(cert, cert_topic)))
+    print(
+        f"{args.events:,} manufacture events, {args.backend}, EU -> JP, "
+        f"{args.instances} mirror process(es), {args.runs} runs"
+    )
+    runs = []
+    for i in range(args.runs):
+        run = one_run(args.backend, values, args.events, args.instances)
+        runs.append(run)
+        progress(
+            f"run {i + 1}: raw {run.raw:,.0f}/s, mirror {run.mirror:,.0f}/s, "
+            f"{run.ratio:.2f} of raw, recovery {run.recovery:.1f} s"
+        )
+    print()
+    print("  min / median / max over the runs")
+    print(f"  raw copy  {spread([r.raw for r in runs], ',.0f')} events/s")
+    print(f"  mirror    {spread([r.mirror for r in runs], ',.0f')} events/s")
+    print(f"  mirror/raw {spread([r.ratio for r in runs], '.2f')} (within each run)")
     steps(policy, sample[:5000])
 
 

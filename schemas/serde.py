@@ -126,6 +126,13 @@ class Serde:
         fastavro.schemaless_writer(out, schema.parsed, record)
         return out.getvalue()
 
+    def header(self, schema: SchemaVersion, topic: str) -> bytes:
+        """The framing :meth:`encode_as` puts before the Avro body of a record under ``schema``
+        (for writers that make the body themselves)."""
+        if self.registry is None:
+            return SINGLE_OBJECT_MAGIC + schema.fingerprint
+        return bytes([CONFLUENT_MAGIC]) + _ID.pack(self._registered_id(topic, schema))
+
     def _registered_id(self, topic: str, schema: SchemaVersion) -> int:
         key = (topic, schema.fingerprint)
         schema_id = self._schema_ids.get(key)

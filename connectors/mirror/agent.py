@@ -34,6 +34,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -64,8 +65,10 @@ from connectors.mirror.replication import (
     read_checkpoint,
     sharing_headers,
 )
+from connectors.mirror.transcode import writers
+from schemas import catalog
 from schemas.events import EVENT_MODELS
-from schemas.serde import DecodeError, Serde
+from schemas.serde import SINGLE_OBJECT_MAGIC, DecodeError, Serde
 from schemas.topics import (
     EVENT_TOPICS,
     MIRROR_CHECKPOINT_TOPIC,
@@ -76,12 +79,17 @@ from schemas.topics import (
 log = logging.getLogger("batteryloop.mirror")
 
 CERTIFICATION = "certification"
+_FRAME = len(SINGLE_OBJECT_MAGIC) + 8  # magic and CRC-64 fingerprint before the Avro body
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4", "message.timeout.ms": "30000"}
 PRODUCER_ENFORCED = {"acks": "all", "enable.idempotence": "true"}
 
 
 class Unavailable(RuntimeError):
     """The session cannot go on (a cluster unreachable, a delivery failed); recover and retry."""
+
+
+class PartitionsMissing(ValueError):
+    """``--partitions`` names a partition no mirrored topic has: retrying will not help."""
 
 
 class MirrorMetrics:
@@ -175,6 +183,16 @@ class MirrorAgent:
         self._failure: str | None = None
         self._target_end: dict[tuple[str, int], int] = {}
         self._observe_latency = self.metrics.latency.labels(self.direction).observe
+        # Source timestamp (ms) of the latest acknowledged record: the latency histogram takes
+        # one sample per loop turn, not one per record (a per-record observation cost more
+        # than the rest of the delivery report).
+        self._acknowledged_at: int | None = None
+        # Shared bodies written from the private bytes (see transcode.py), for records framed
+        # in single-object encoding under the current private schema.
+        self.writers = writers(self.policy)
+        self.current_frames = {
+            t: SINGLE_OBJECT_MAGIC + catalog.current(t).fingerprint for t in self.policy.events
+        }
         self._invalid_logged = 0.0
 
     # --- the outer loop: sessions, with backoff between them ---------------------------------
@@ -227,6 +245,7 @@ class MirrorAgent:
         partitions, partner_certifications = self._source_partitions(types)
         # Certifications are read for the gate even when not shared; only shared types get a
         # topic on the target.
+        self._check_partitions(partitions)
         shared = {t: n for t, n in partitions.items() if self.policy.shares(t)}
         specs = mirrored_topics(self.source_region.value, shared)
         try:
@@ -248,7 +267,14 @@ class MirrorAgent:
             )
             for t, count in partitions.items()
             for p in range(count)
+            if o.owns(p)
         }
+        # Another process's certification partitions: read for the gate, never decided here.
+        gate_only = [
+            (EVENT_TOPICS[CERTIFICATION].name, p)
+            for p in range(partitions[CERTIFICATION])
+            if not o.owns(p)
+        ]
         for record in read_to_end(
             o.target, [TopicPartition(MIRROR_CHECKPOINT_TOPIC.name, 0, OFFSET_BEGINNING)]
         ):
@@ -273,7 +299,21 @@ class MirrorAgent:
         for lane in lanes.values():
             lane.next_offset = lane.consumed = lane.start
             self._target_end.setdefault((lane.target_topic, lane.partition), lane.target_from)
-        return Session(self, lanes, landed, partner_certifications)
+        return Session(self, lanes, landed, partner_certifications, gate_only)
+
+    def _check_partitions(self, partitions: dict[str, int]) -> None:
+        """Refuse ``partitions`` naming a partition that none of the mirrored topics has."""
+        wanted = self.options.partitions
+        if wanted is None:
+            return
+        most = max(partitions.values())
+        missing = sorted(p for p in wanted if p >= most)
+        if missing:
+            counts = ", ".join(f"{EVENT_TOPICS[t].name} {n}" for t, n in sorted(partitions.items()))
+            raise PartitionsMissing(
+                f"--partitions: no mirrored topic of the source cluster has partition "
+                f"{', '.join(map(str, missing))} (partitions: {counts})"
+            )
 
     def _source_partitions(self, types: list[str]) -> tuple[dict[str, int], int]:
         """Partitions of the source's topics of ``types``, and of the partner's certification
@@ -307,7 +347,14 @@ class MirrorAgent:
         if end > self._target_end.get((topic, partition), 0):
             self._target_end[topic, partition] = end
         if topic != MIRROR_CHECKPOINT_TOPIC.name:
-            self._observe_latency(max(0.0, time.time() - message.timestamp()[1] / 1000))
+            self._acknowledged_at = message.timestamp()[1]
+
+    def sample_latency(self) -> None:
+        """Observe the latency of the latest acknowledged record, if one came since the last."""
+        acknowledged = self._acknowledged_at
+        if acknowledged is not None:
+            self._acknowledged_at = None
+            self._observe_latency(max(0.0, time.time() - acknowledged / 1000))
 
     def client_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN or error.fatal():
@@ -336,6 +383,7 @@ class Session:
         lanes: dict[tuple[str, int], Lane],
         landed: int,
         partner_certifications: int = 0,
+        gate_only: list[tuple[str, int]] | None = None,
     ) -> None:
         self.agent = agent
         self.o = agent.options
@@ -348,6 +396,7 @@ class Session:
         # The partner's certification partitions on the source cluster: read, never mirrored.
         self.partner_cert_topic = agent.partner_certification_topic
         partner = [(self.partner_cert_topic, p) for p in range(partner_certifications)]
+        partner += gate_only or []  # ours, owned by another process: gate input here too
         shared = partner_shared_schema(self.policy, CERTIFICATION)
         self.partner_serde = Serde(self.o.source_serde.registry, [] if shared is None else [shared])
         # certification partitions (own and partner's) not yet read through
@@ -357,6 +406,11 @@ class Session:
         m = agent.metrics
         self._mirrored = {t: m.mirrored.labels(direction, t) for t in EVENT_MODELS}
         self._redacted = {t: m.redacted.labels(direction, t) for t in EVENT_MODELS}
+        # counted per record, added to the metrics once per consumed batch (a labelled
+        # counter's inc takes a lock: per record it showed in the profile)
+        self._batch_mirrored: Tally[str] = Tally()
+        self._batch_redacted: Tally[str] = Tally()
+        self._frames: dict[str, bytes] = {}  # event type -> the target's framing of its records
         self._filtered = m.filtered
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
@@ -392,8 +446,10 @@ class Session:
 
     def describe(self) -> str:
         resumed = sum(1 for lane in self.lanes.values() if lane.start)
+        owned = self.o.partitions
+        share = "" if owned is None else f" (partitions {','.join(map(str, sorted(owned)))})"
         return (
-            f"{len(self.lanes)} source partitions, {resumed} resumed from checkpoints, "
+            f"{len(self.lanes)} source partitions{share}, {resumed} resumed from checkpoints, "
             f"{self.landed} records already on the target"
         )
 
@@ -419,7 +475,9 @@ class Session:
             self._take(messages, now)
             if self.holding:
                 self._release(now)
+            self._count_batch()
             poll(0)
+            self.agent.sample_latency()
             if now >= next_checkpoint:
                 self.checkpoint()
                 next_checkpoint = now + interval
@@ -454,7 +512,9 @@ class Session:
             if message.topic() == self.partner_cert_topic:
                 continue  # gate input only: never decided, never mirrored back
             topic, partition, offset = clients.place(message)
-            lane = lanes[topic, partition]
+            lane = lanes.get((topic, partition))
+            if lane is None:
+                continue  # a certification partition of another process: gate input only
             lane.consumed = offset + 1
             if offset < lane.start:
                 continue  # a certification read again for the state; decided long ago
@@ -545,9 +605,7 @@ class Session:
         shared, tally = tallied
         redacted = tally.total
         paths = tally.paths
-        value = self.o.target_serde.encode_as(
-            self.policy.shared_schemas[event_type], shared, lane.target_topic
-        )
+        value = self._shared_value(event_type, message.value() or b"", shared, lane.target_topic)
         key = shared.get(EVENT_MODELS[event_type].KEY_FIELD)
         headers = Provenance(
             origin.region if origin else self.agent.source_region.value,
@@ -572,10 +630,34 @@ class Session:
         totals.mirrored += 1
         totals.redacted += redacted
         totals.redactions.add(tally)
-        self._mirrored[event_type].inc()
-        if redacted:
-            self._redacted[event_type].inc(redacted)
+        self._batch_mirrored[event_type] += 1
+        self._batch_redacted[event_type] += redacted
         return True
+
+    def _shared_value(
+        self, event_type: str, private: bytes, shared: dict[str, Any], topic: str
+    ) -> bytes:
+        """The record to write: the shared body written from the private one where the private
+        record is under the current schema (the kept fields' bytes are the same), else the
+        redacted record encoded (an older schema version is resolved on decoding)."""
+        schema = self.policy.shared_schemas[event_type]
+        agent = self.agent
+        if private[:_FRAME] == agent.current_frames[event_type]:
+            header = self._frames.get(event_type)
+            if header is None:
+                header = self._frames[event_type] = self.o.target_serde.header(schema, topic)
+            return header + agent.writers[event_type].body(private, _FRAME, shared)
+        return self.o.target_serde.encode_as(schema, shared, topic)
+
+    def _count_batch(self) -> None:
+        """Add what this batch mirrored and redacted to the metrics, once per event type."""
+        for event_type, n in self._batch_mirrored.items():
+            self._mirrored[event_type].inc(n)
+        for event_type, n in self._batch_redacted.items():
+            if n:
+                self._redacted[event_type].inc(n)
+        self._batch_mirrored.clear()
+        self._batch_redacted.clear()
 
     def _produce(
         self,
@@ -647,6 +729,7 @@ class Session:
 
     def checkpoint(self) -> None:
         """Wait for every acknowledgement, then record each partition's position on the target."""
+        self._count_batch()
         remaining = self.producer.flush(_message_timeout(self.o.target) + 5)
         if self.agent._failure is not None or remaining:
             raise Unavailable(self.agent._failure or f"{remaining} records unacknowledged")

@@ -32,3 +32,32 @@ class MirrorOptions:
     recovery_timeout: float = 60.0
     source_serde: Serde = field(default_factory=_single_object_serde)
     target_serde: Serde = field(default_factory=_single_object_serde)
+    #: The source partitions this process mirrors (the same numbers in every event topic);
+    #: None: all of them. Several processes of one direction each take their share.
+    partitions: frozenset[int] | None = None
+
+    def owns(self, partition: int) -> bool:
+        return self.partitions is None or partition in self.partitions
+
+
+def parse_partitions(text: str) -> frozenset[int]:
+    """``"0,2,4"`` or ``"0-3,8"`` as a set of partition numbers; ValueError naming the part
+    that is not one."""
+    found: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise ValueError(
+                f"--partitions {text!r}: {part!r} is not a partition number or a range like 0-3"
+            ) from None
+        if first < 0 or last < first:
+            raise ValueError(
+                f"--partitions {text!r}: {part!r} is not a range of partition numbers (0 or more, "
+                "low-high)"
+            )
+        found.update(range(first, last + 1))
+    return frozenset(found)

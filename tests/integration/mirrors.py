@@ -36,13 +36,15 @@ class Mirror(ChildProcess):
         log_dir: Path,
         *extra: str,
         checkpoint_interval: float = 0.3,
+        name: str = "",
     ) -> None:
         self.checkpoint_interval = checkpoint_interval
         self.source = source
         self.target = target
         self.extra = extra
         self.metrics_port = free_port()
-        super().__init__(log_dir / f"mirror-{source.region}-{target.region}.log")
+        # ``name`` tells apart the logs of several processes of one direction
+        super().__init__(log_dir / f"mirror-{source.region}-{target.region}{name}.log")
 
     def arguments(self) -> list[str]:
         return [

@@ -171,6 +171,73 @@ def test_exactly_once_through_repeated_sigkill(
     assert_exactly_once(found, expected, EU)
 
 
+def test_two_processes_split_the_partitions_exactly_once_through_repeated_sigkill(
+    regions: dict[Region, EmbeddedBroker], tmp_path: Path
+) -> None:
+    """Two mirror processes of one direction, each with half the source partitions, each
+    SIGKILLed at random points again and again while events keep flowing: the target ends with
+    every shareable record exactly once. The certification gate of each sees every
+    certification, also those in the other's partitions."""
+    eu, jp = regions[EU], regions[JP]
+    events = workload(EU, loops=120, seed=17, first_id=7_000_000)
+    expected = eligible(events, EU)
+    done = threading.Event()
+
+    def publish_slowly() -> None:
+        with EventProducer({"bootstrap.servers": eu.bootstrap}) as producer:
+            for i in range(0, len(events), 25):
+                for event in events[i : i + 25]:
+                    producer.publish(event)
+                producer.flush()
+                time.sleep(0.08)
+        done.set()
+
+    rng = random.Random(23)
+    halves = ("0,2,4", "1,3,5")
+    mirrors = [
+        Mirror(eu, jp, tmp_path, "--partitions", share, checkpoint_interval=2.0, name=f"-{i}")
+        for i, share in enumerate(halves)
+    ]
+    publisher = threading.Thread(target=publish_slowly)
+    kills = Counter[int]()
+    try:
+        for mirror in mirrors:
+            mirror.start()
+        publisher.start()
+        while min(kills.values(), default=0) < 6 or not done.is_set():
+            time.sleep(rng.uniform(0.5, 2.0))
+            victim = rng.randrange(2)
+            mirrors[victim].kill()
+            kills[victim] += 1
+            mirrors[victim].start()
+        publisher.join()
+        found = wait_landed(jp, EU, ids(expected), mirror=mirrors[0])
+        for mirror in mirrors:
+            assert mirror.alive, mirror.log_tail()
+    finally:
+        for mirror in mirrors:
+            mirror.stop()
+        publisher.join()
+    logs = [m.log_path.read_text() for m in mirrors]
+    for log, share in zip(logs, halves, strict=True):
+        assert f"partitions {share}" in log
+        assert "Traceback" not in log, log[-3000:]
+    resumed = [int(n) for log in logs for n in re.findall(r"(\d+) records already on", log)]
+    assert sum(resumed) > 0, logs[0][-2000:] + logs[1][-2000:]
+    assert {r.origin.partition for r in found} == set(range(6))
+    assert_exactly_once(found, expected, EU)
+
+
+def test_a_partition_no_topic_has_is_refused(
+    regions: dict[Region, EmbeddedBroker], tmp_path: Path
+) -> None:
+    eu, jp = regions[EU], regions[JP]
+    mirror = Mirror(eu, jp, tmp_path, "--partitions", "1,6-7").start()
+    assert mirror.process is not None
+    assert mirror.process.wait(60) == 2, mirror.log_tail()
+    assert "no mirrored topic of the source cluster has partition 6, 7" in mirror.log_tail()
+
+
 def test_both_directions_at_once_no_record_crosses_twice(
     regions: dict[Region, EmbeddedBroker], tmp_path: Path
 ) -> None:
