@@ -1,0 +1,69 @@
+"""The mirror and the producer SDK against their raw references, through the functions of
+``bench/mirror_rate.py`` and ``bench/produce_rate.py`` (their own comparisons, same run)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+from bench import mirror_rate, produce_rate
+from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer
+from connectors.kafka import clients
+from connectors.kafka.admin import create_missing
+from connectors.kafka.embedded import EmbeddedBroker, two_regions
+from connectors.mirror import policy as sharing
+from schemas.serde import Serde
+from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS
+from schemas.values import Region
+from tests import scenarios
+
+
+def mirror_once(n: int, backend: str) -> tuple[float, float]:
+    """(mirror, raw copy) events per second on ``n`` manufacture events, one pair of brokers."""
+    policy = sharing.load(sharing.shipped("eu-to-jp"), b"benchmark-agreement-secret")
+    serde = Serde()
+    topic = EVENT_TOPICS["manufacture"].name
+    values = [(topic, e.key().encode(), serde.encode(e, topic)) for e in mirror_rate.events(n)]
+    cert = scenarios.certification(mirror_rate.OPERATOR, datetime(2030, 1, 1, tzinfo=UTC), "CX-B")
+    cert_topic = EVENT_TOPICS["certification"].name
+    values.append((cert_topic, cert.key().encode(), serde.encode(cert, cert_topic)))
+    with two_regions(backend) as brokers:
+        eu, jp = brokers[Region.EU].bootstrap, brokers[Region.JP].bootstrap
+        for b in (eu, jp):
+            create_missing({"bootstrap.servers": b})
+        mirror_rate.publish(eu, values)
+        admin = clients.admin({"bootstrap.servers": jp})
+        for future in admin.create_topics(
+            [NewTopic("raw-copy." + topic, EVENT_PARTITIONS, 1)]
+        ).values():
+            future.result()
+        raw = mirror_rate.raw_copy(eu, jp, topic, n)
+        rate, _ = mirror_rate.mirror(policy, eu, jp, n)
+    return rate, raw
+
+
+def sdk_once(n: int, backend: str) -> tuple[float, float]:
+    """(SDK ``publish``, raw produce of the same encoded events) events per second."""
+    events = produce_rate.make_events(n)
+    topic = EVENT_TOPICS["manufacture"].name
+    serde = Serde()
+    encoded = [(e.key().encode(), serde.encode(e, topic)) for e in events]
+    with EmbeddedBroker(backend=backend) as broker:
+        config = {"bootstrap.servers": broker.bootstrap}
+        create_missing(config)
+        producer = clients.producer({**config, **DEFAULTS, **ENFORCED})
+        start = time.perf_counter()
+        for key, value in encoded:
+            clients.produce(producer, topic, value, key)
+            producer.poll(0)
+        if producer.flush(60) != 0:
+            raise RuntimeError("raw produce: records not acknowledged after 60 s")
+        raw = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        with EventProducer(config, serde) as sdk:
+            for event in events:
+                sdk.publish(event)
+        sdk_rate = n / (time.perf_counter() - start)
+    return sdk_rate, raw
