@@ -50,7 +50,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -58,30 +58,46 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from connectors.kafka import clients
 from connectors.kafka.consume import read_to_end
 from connectors.kafka.partitioner import Partitioner
+from connectors.mirror import policy as sharing
+from schemas.catalog import SchemaVersion
 from schemas.serde import Serde
 from schemas.topics import (
     DEAD_LETTER_TOPIC,
     DOCUMENT_TOPICS,
     ENTITY_MESSAGES_TOPIC,
+    EVENT_TOPICS,
     STATE_CHANGELOG_TOPIC,
+    mirrored_topic_name,
 )
 from schemas.values import Region
 from streams.domain.codec import chunked_messages, decode_messages, decode_state, encode_state
 from streams.domain.engine import dumps, group_by_key, process_batch
 from streams.domain.entities import Config, State, document, due, tally_of_part, with_certification
+from streams.domain.ingest import EventIngest, IngestRecord
 from streams.domain.messages import Addressed, Tick
 from streams.domain.routing import battery_key, operator_key
-from streams.worker.ingest import Ingest, shipped_shared_schemas
 from streams.worker.store import PartitionStore, open_store
 
 log = logging.getLogger(__name__)
 
 #: Largest entity-messages record the worker writes (bytes; a lone message may exceed it).
 RECORD_BYTES = 256 * 1024
-#: Rounds of in-place messages one batch may take before the rest goes through the topic.
-MAX_ROUNDS = 64
 #: Kinds whose states may wait for a grace period (and need a tick).
 WAITING_KINDS = ("lot", "battery", "operator")
+
+
+def shipped_shared_schemas() -> list[SchemaVersion]:
+    """The shared schemas of both shipped policies: what the partner's mirror writes."""
+    return [
+        schema
+        for direction in sharing.SHIPPED
+        for schema in sharing.load(sharing.shipped(direction), secret=None).shared_schemas.values()
+    ]
+
+
+def mirrored_event_topics(partner: Region) -> dict[str, str]:
+    """The partner's mirrored topics on this region's cluster: topic -> event type."""
+    return {mirrored_topic_name(partner.value, t): t for t in EVENT_TOPICS}
 
 
 @dataclass(frozen=True)
@@ -248,7 +264,12 @@ class Processors:
         )
         if serde is None:
             serde = Serde.for_registry(options.schema_registry_url, shipped_shared_schemas())
-        self.ingest = Ingest(options.region, serde)
+        partner = options.region.partner
+        self.ingest = EventIngest(
+            serde,
+            mirrored_event_topics(partner),
+            sharing.direction(partner.value, options.region.value),
+        )
         self.metrics = Metrics()
         self.assignment = AssignmentWatch(options.assignment_timeout)
         self.partition = Partitioner(ENTITY_MESSAGES_TOPIC.partitions)
@@ -295,7 +316,7 @@ class Processors:
 
     def run(self) -> None:
         """Consume, process and commit until :attr:`stopping` is set."""
-        topics = [*self.ingest.topics, ENTITY_MESSAGES_TOPIC.name]
+        topics = [*self.ingest.topic_event_type, ENTITY_MESSAGES_TOPIC.name]
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -346,11 +367,13 @@ class Processors:
             else:
                 events.append(record)
         if events:
-            ingested = self.ingest(events)
+            # consumed records without an error: a topic, and headers as a list of pairs
+            batch = [(r.topic(), r.value(), r.headers()) for r in events]
+            ingested = self.ingest.ingest(cast(list[IngestRecord], batch))
             addressed.extend(ingested.messages)
             for rejected in ingested.rejected:
-                self._dead_letter(rejected.record, rejected.reason)
-            for event_type, count in ingested.per_type.items():
+                self._dead_letter(events[rejected.index], rejected.reason)
+            for event_type, count in ingested.routed.items():
                 self.metrics.events.labels(event_type).inc(count)
         self._apply(addressed)
         self.metrics.batch_seconds.labels("handle").observe(time.perf_counter() - started)
@@ -381,26 +404,21 @@ class Processors:
         return self._home(key) in self.stores
 
     def _apply(self, addressed: list[Addressed]) -> None:
-        """Apply what is for keys held here, in rounds while it causes more; send the rest."""
-        now = _now_ms()
+        """Apply what is for keys held here, with all it causes for held keys (a genealogy
+        walks its hops within the call); send the rest to the workers holding it."""
+        held = self._keep_held(addressed)
+        if not held:
+            return
         window = self.window
-        pending = self._keep_held(addressed)
-        rounds = 0
+        states, fx = process_batch(held, self._load, _now_ms(), self.config, local=self._held)
+        window.states.update(states)
+        self._cache.update(states)
+        for output, key, doc in fx.published:
+            window.documents[output, key] = doc
+        self._send(fx.messages)
         per_kind: dict[str, int] = defaultdict(int)
-        while pending:
-            if rounds == MAX_ROUNDS:
-                # a long chain: the rest travels the topic and comes back in later batches
-                self._send(pending)
-                break
-            for key, _ in pending:
-                per_kind[key.partition("/")[0]] += 1
-            states, fx = process_batch(pending, self._load, now, self.config)
-            window.states.update(states)
-            self._cache.update(states)
-            for output, key, doc in fx.published:
-                window.documents[output, key] = doc
-            pending = self._keep_held(fx.messages)
-            rounds += 1
+        for key, _ in held:
+            per_kind[key.partition("/")[0]] += 1
         for kind, count in per_kind.items():
             self.metrics.messages.labels(kind).inc(count)
 
