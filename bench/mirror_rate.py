@@ -145,6 +145,8 @@ def mirror_process(
 
 def mirror(source: str, target: str, n: int, instances: int) -> tuple[float, float]:
     """(events/s from the first mirrored record until all are acknowledged, recovery seconds)."""
+    if not 1 <= instances <= EVENT_PARTITIONS:
+        raise ValueError(f"instances must be 1..{EVENT_PARTITIONS} (one per partition at most)")
     context = mp.get_context("spawn")  # no fork of a process with librdkafka threads
     stop = context.Event()
     counts = [context.Array("q", 2, lock=False) for _ in range(instances)]
