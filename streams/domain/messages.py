@@ -159,6 +159,13 @@ class Manufactured(Fact, frozen=True, tag="battery-manufactured/2"):
     carbon_footprint: dict[str, Any] | None = None
     inputs: dict[str, int] = {}  # grams taken from each lot
     components: list[str] = []  # battery ids, sorted
+    # Disclosure attributes of manufacture v2 (None: not disclosed). Added in place with
+    # defaults: a fact written before them reads as disclosing none, which is what it said.
+    manufacture_country: str | None = None
+    manufacturer_country: str | None = None
+    due_diligence_report: str | None = None
+    hazardous_substances: list[str] | None = None
+    extinguishing_agent: str | None = None
 
 
 class Used(Fact, frozen=True, tag="battery-used/2"):
