@@ -281,6 +281,29 @@ class RecoveryContribution(Versioned, frozen=True, tag="recovery-contribution/2"
     share: RecoveryShare | None
 
 
+class DisclosureLabels(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """Whose batteries a disclosure tally counts: the maker, and the maker's country."""
+
+    manufacturer: str
+    country: str  # ISO 3166 alpha-2, or "unknown"
+
+
+class DisclosureShare(msgspec.Struct, gc=False, kw_only=True):
+    """One battery's disclosure status under a rule set, for its maker's tally."""
+
+    labels: DisclosureLabels
+    rules: str  # the rule set's version
+    missing: list[str] = []  # attributes it does not disclose
+
+
+class DisclosureContribution(Versioned, frozen=True, tag="disclosure-contribution/2"):
+    """A battery's newest disclosure status for a tally; ``share`` None withdraws it."""
+
+    source: str
+    revision: int
+    share: DisclosureShare | None
+
+
 class Tick(Versioned, frozen=True, tag="tick/2"):
     """Time passed: raise alerts whose grace period is over."""
 
@@ -299,6 +322,7 @@ Message: TypeAlias = (
     | Absence
     | RecycledContentContribution
     | RecoveryContribution
+    | DisclosureContribution
     | Tick
 )
 #: A message and the key of the entity it is for.
