@@ -156,17 +156,22 @@ class Event(Contract):
     def _operator_of_the_region(cls, region: Region, info: ValidationInfo) -> Region:
         """An event's region is the platform it is published under, and its publisher is a
         participant of that platform: a Catena-X BPNL in the EU, a Japanese corporate number in
-        JP. (Operators an event only names, such as a certification's subject, a supplier or a
-        consignee, may be of either region.)"""
+        JP; an operator outside the alliance (an LEI or a Chinese USCC) publishes into the region
+        of the member acting for it. (Operators an event only names, such as a certification's
+        subject, a supplier or a consignee, may be of either region.)"""
         operator = info.data.get("operator_id")  # absent when itself invalid: reported there
-        if operator is not None and operator_id_platform(operator) != region.value:
+        platform = None if operator is None else operator_id_platform(operator)
+        # An operator outside the alliance (LEI, USCC) has no platform of its own: it publishes
+        # through a member acting for it (importer, registered agent), into that member's
+        # region, which the gateway's token for it decides.
+        if platform is not None and platform != region.value:
             raise PydanticCustomError(
                 "operator_region",
                 "operator_id {operator} is {kind}, but an event of region {region} is published "
                 "by {expected}: an event's region is the platform it is published under",
                 {
                     "operator": operator,
-                    "kind": OPERATOR_ID_KIND[operator_id_platform(operator)],
+                    "kind": OPERATOR_ID_KIND[platform],
                     "region": region.value,
                     "expected": OPERATOR_ID_KIND[region.value],
                 },
@@ -284,6 +289,25 @@ class ManufactureEvent(Event):
     inputs: list[LotInput] = Field(description="Material lots consumed, with the mass of each")
     components: list[BatteryId] = Field(description="Cells or modules assembled into this")
     carbon_footprint: CarbonFootprint | None = None
+    # v2: what the battery passport must disclose (EU 2023/1542 Annex XIII) and v1 had no field
+    # for; optional, so a passport without one says it is missing (schemas/rules/).
+    schema_version: int = Field(default=2, ge=1)
+    manufacture_country: CountryCode | None = Field(
+        default=None, description="Country of the plant: the place of manufacture"
+    )
+    manufacturer_country: CountryCode | None = Field(
+        default=None, description="Country where the manufacturer is registered"
+    )
+    due_diligence_report: Text | None = Field(
+        default=None, description="Reference (URL) of the supply-chain due-diligence report"
+    )
+    hazardous_substances: list[Text] | None = Field(
+        default=None,
+        description="Hazardous substances contained; empty: declared none; null: not declared",
+    )
+    extinguishing_agent: Text | None = Field(
+        default=None, description="Usable extinguishing agent (Annex VI Part A(9))"
+    )
 
 
 class BatteryStatus(StrEnum):
@@ -410,19 +434,32 @@ class CertificationEvent(Event):
 
 
 def envelope(
-    operator_id: str, site_id: str, occurred_at: datetime, event_id: UUID | None = None
+    operator_id: str,
+    site_id: str,
+    occurred_at: datetime,
+    event_id: UUID | None = None,
+    region: Region | None = None,
 ) -> dict[str, Any]:
     """The envelope fields of an event that ``operator_id`` publishes at ``site_id``, to spread
     into a model: ``ExtractionEvent(**envelope(MINER, SITE, when), lot_id=...)``.
 
     The region is the platform that issues the operator's id (the rule the models check);
-    without ``event_id``, the model derives the id from the content.
+    an operator outside the alliance has none, and ``region`` names the one of the member
+    acting for it. Without ``event_id``, the model derives the id from the content.
     """
+    platform = operator_id_platform(operator_id)
+    if region is None:
+        if platform is None:
+            raise ValueError(
+                f"operator {operator_id} is outside the alliance: name the region of the "
+                "member publishing for it"
+            )
+        region = Region(platform)
     fields: dict[str, Any] = {
         "occurred_at": occurred_at,
         "operator_id": operator_id,
         "site_id": site_id,
-        "region": Region(operator_id_platform(operator_id)),
+        "region": region,
     }
     if event_id is not None:
         fields["event_id"] = event_id

@@ -68,7 +68,8 @@ DEAD_LETTER_TOPIC = TopicSpec(
 
 ENTITY_MESSAGES_TOPIC = TopicSpec(
     name="batteryloop.internal.entity-messages",
-    key="entity key: lot/<id>, battery/<id>, operator/<id>, recycled-content/..., recovery/...",
+    key="entity key: lot/<id>, battery/<id>, operator/<id>, recycled-content/..., recovery/..., "
+    "disclosure/...",
     value="JSON list of messages to that entity (facts from events, profiles, contributions)",
     # The processors' tables are partitioned like this topic: keep the counts equal.
     partitions=EVENT_PARTITIONS,
@@ -116,6 +117,12 @@ DOCUMENT_TOPICS: dict[str, TopicSpec] = {
         "batteryloop.tallies.recovery-efficiency",
         "recycler|plant|year",
         "Material recovery per metal against the EU 2023/1542 Annex XII targets.",
+    ),
+    "disclosure": _document_topic(
+        "batteryloop.tallies.disclosure",
+        "manufacturer|maker's country",
+        "Battery passport disclosure completeness per maker and maker's country, against the "
+        "disclosure rule set (schemas/rules).",
     ),
     "operators": _document_topic(
         "batteryloop.operators", "operator id", "Certifications of each operator, both regions."

@@ -38,6 +38,56 @@ def corporate_number_check_digit(base12: str) -> int:
     return 9 - total % 9
 
 
+#: ISO 17442 Legal Entity Identifier: 18 letters or digits, then two check digits.
+_LEI = re.compile(r"[A-Z0-9]{18}[0-9]{2}")
+#: GB 32100-2015 Unified Social Credit Code: the 31 characters it uses (no I, O, S, V, Z).
+USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}")
+
+
+def lei_is_valid(value: str) -> bool:
+    """Whether a 20-character LEI passes ISO 17442's check: ISO/IEC 7064 MOD 97-10, letters
+    read as numbers (A = 10 ... Z = 35), the whole number modulo 97 is 1 (as in an IBAN)."""
+    digits = "".join(str(int(ch, 36)) for ch in value)
+    return int(digits) % 97 == 1
+
+
+def lei_check_digits(base18: str) -> str:
+    """The two check digits ISO 17442 appends to an LEI's first 18 characters."""
+    digits = "".join(str(int(ch, 36)) for ch in base18)
+    return f"{98 - int(digits + '00') % 97:02d}"
+
+
+def uscc_check_character(base17: str) -> str:
+    """The check character (the 18th) of a Chinese Unified Social Credit Code (GB 32100-2015,
+    4.2): each of the first 17 characters is its index in :data:`USCC_CHARSET`, weighted by
+    3^(i-1) mod 31; the check is 31 - (sum mod 31), 31 written as 0."""
+    total = sum(USCC_CHARSET.index(ch) * pow(3, i, 31) for i, ch in enumerate(base17))
+    return USCC_CHARSET[(31 - total % 31) % 31]
+
+
+class OperatorIdKind(StrEnum):
+    """The registers an operator id can come from. The first two are the alliance platforms'
+    own; an LEI (global) or a Chinese USCC names a company outside the alliance, which
+    publishes through an alliance member acting for it (an importer or a registered agent)."""
+
+    bpnl = "bpnl"
+    jp_corporate_number = "jp_corporate_number"
+    lei = "lei"
+    uscc = "uscc"
+
+
+def operator_id_kind(value: str) -> OperatorIdKind:
+    """Which register a *valid* operator id is from (see :func:`_operator_id`)."""
+    if value.startswith("BPNL"):
+        return OperatorIdKind.bpnl
+    if len(value) == 13:
+        return OperatorIdKind.jp_corporate_number
+    if len(value) == 20:
+        return OperatorIdKind.lei
+    return OperatorIdKind.uscc
+
+
 def _operator_id(value: str) -> str:
     if _BPNL.fullmatch(value):
         return value
@@ -47,16 +97,49 @@ def _operator_id(value: str) -> str:
                 f"{value!r}: the check digit of this Japanese corporate number is wrong"
             )
         return value
+    if _LEI.fullmatch(value):
+        if not lei_is_valid(value):
+            raise ValueError(
+                f"{value!r}: the check digits of this LEI are wrong (ISO 17442, ISO/IEC 7064 "
+                f"MOD 97-10: expected {lei_check_digits(value[:18])})"
+            )
+        return value
+    if _USCC.fullmatch(value):
+        expected = uscc_check_character(value[:17])
+        if value[17] != expected:
+            raise ValueError(
+                f"{value!r}: the check character of this Unified Social Credit Code is wrong "
+                f"(GB 32100-2015: expected {expected!r})"
+            )
+        return value
     raise ValueError(
         f"{value!r} is not an operator id: expected a Catena-X BPNL ('BPNL' + 12 letters or "
-        "digits) or a 13-digit Japanese corporate number"
+        "digits), a 13-digit Japanese corporate number, an LEI (ISO 17442, 20 characters) or "
+        "a Chinese Unified Social Credit Code (GB 32100-2015, 18 characters)"
     )
 
 
-def operator_id_platform(value: str) -> str:
-    """Which platform issues an operator id of this form: "EU" (Catena-X BPNL) or "JP"
-    (Japanese corporate number, as Ouranos uses it). ``value`` is a valid operator id."""
-    return "EU" if value.startswith("BPNL") else "JP"
+def operator_id_platform(value: str) -> str | None:
+    """Which alliance platform issues an operator id of this form: "EU" (Catena-X BPNL) or
+    "JP" (Japanese corporate number, as Ouranos uses it); None for an operator outside the
+    alliance (LEI, USCC). ``value`` is a valid operator id."""
+    kind = operator_id_kind(value)
+    if kind is OperatorIdKind.bpnl:
+        return "EU"
+    if kind is OperatorIdKind.jp_corporate_number:
+        return "JP"
+    return None
+
+
+def operator_country(value: str) -> str | None:
+    """The country an operator id itself tells, if any: a USCC is Chinese, a corporate
+    number Japanese. (A BPNL or an LEI says nothing about the country.)"""
+    kind = operator_id_kind(value)
+    if kind is OperatorIdKind.uscc:
+        return "CN"
+    if kind is OperatorIdKind.jp_corporate_number:
+        return "JP"
+    return None
 
 
 OPERATOR_ID_KIND = {

@@ -37,8 +37,29 @@ def corporate_numbers(draw: st.DrawFn) -> str:
     return f"{values.corporate_number_check_digit(base)}{base}"
 
 
+@st.composite
+def leis(draw: st.DrawFn) -> str:
+    """ISO 17442 LEIs: 18 letters or digits and their MOD 97-10 check digits."""
+    base = draw(st.from_regex(r"\A[A-Z0-9]{18}\Z"))
+    return base + values.lei_check_digits(base)
+
+
+@st.composite
+def usccs(draw: st.DrawFn) -> str:
+    """GB 32100-2015 Unified Social Credit Codes with their check character."""
+    chars = values.USCC_CHARSET
+    base = (
+        draw(st.text(chars, min_size=2, max_size=2))
+        + draw(st.text("0123456789", min_size=6, max_size=6))
+        + draw(st.text(chars, min_size=9, max_size=9))
+    )
+    return base + values.uscc_check_character(base)
+
+
 bpnls = st.from_regex(r"\ABPNL[A-Za-z0-9]{12}\Z")
-operator_ids = st.one_of(bpnls, corporate_numbers())
+#: Operators outside the alliance: they publish into the region of the member acting for them.
+foreign_operator_ids = st.one_of(leis(), usccs())
+operator_ids = st.one_of(bpnls, corporate_numbers(), foreign_operator_ids)
 countries = st.sampled_from(sorted(values.ISO_3166_ALPHA2))
 site_ids = st.one_of(
     st.from_regex(r"\ABPNS[A-Za-z0-9]{12}\Z"), _IDENT.filter(lambda s: not s.startswith("BPNS"))
@@ -134,7 +155,9 @@ def for_type(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
 operator_ids_of = {values.Region.EU: bpnls, values.Region.JP: corporate_numbers()}
 #: A region with an operator id of it.
 regions_and_operators = st.sampled_from(list(values.Region)).flatmap(
-    lambda region: st.tuples(st.just(region), operator_ids_of[region])
+    lambda region: st.tuples(
+        st.just(region), st.one_of(operator_ids_of[region], foreign_operator_ids)
+    )
 )
 
 

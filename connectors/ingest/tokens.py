@@ -93,8 +93,8 @@ def _describe(path: Path, text: str, entries: list[tuple[str, Any]], exc: Valida
         if field == "operator_id":
             # The value is not echoed: a file with key and value swapped would show its token.
             reason = (
-                "the operator id is not a Catena-X BPNL ('BPNL' + 12 letters or digits) or a "
-                "13-digit Japanese corporate number with a valid check digit"
+                "the operator id is not a Catena-X BPNL, a Japanese corporate number, an LEI or a "
+                "Chinese USCC with valid check characters"
                 if isinstance(operator, str)
                 else "the operator id must be a string"
             )

@@ -304,6 +304,12 @@ def _manufacture(r: Plain, env: dict[str, Any]) -> list[Addressed]:
         carbon_footprint=None if cf is None else _carbon_footprint(cf),
         inputs=taken,
         components=components,
+        # v1 records read through the current schema: the v2 fields arrive as None
+        manufacture_country=r.get("manufacture_country"),
+        manufacturer_country=r.get("manufacturer_country"),
+        due_diligence_report=r.get("due_diligence_report"),
+        hazardous_substances=r.get("hazardous_substances"),
+        extinguishing_agent=r.get("extinguishing_agent"),
     )
     parts: list[Addressed] = [(battery_key(c), PartOf(**env, parent=key)) for c in components]
     return [(key, made), *_debits(env, taken, [key]), *parts]

@@ -159,6 +159,13 @@ class Manufactured(Fact, frozen=True, tag="battery-manufactured/2"):
     carbon_footprint: dict[str, Any] | None = None
     inputs: dict[str, int] = {}  # grams taken from each lot
     components: list[str] = []  # battery ids, sorted
+    # Disclosure attributes of manufacture v2 (None: not disclosed). Added in place with
+    # defaults: a fact written before them reads as disclosing none, which is what it said.
+    manufacture_country: str | None = None
+    manufacturer_country: str | None = None
+    due_diligence_report: str | None = None
+    hazardous_substances: list[str] | None = None
+    extinguishing_agent: str | None = None
 
 
 class Used(Fact, frozen=True, tag="battery-used/2"):
@@ -274,6 +281,29 @@ class RecoveryContribution(Versioned, frozen=True, tag="recovery-contribution/2"
     share: RecoveryShare | None
 
 
+class DisclosureLabels(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """Whose batteries a disclosure tally counts: the maker, and the maker's country."""
+
+    manufacturer: str
+    country: str  # ISO 3166 alpha-2, or "unknown"
+
+
+class DisclosureShare(msgspec.Struct, gc=False, kw_only=True):
+    """One battery's disclosure status under a rule set, for its maker's tally."""
+
+    labels: DisclosureLabels
+    rules: str  # the rule set's version
+    missing: list[str] = []  # attributes it does not disclose
+
+
+class DisclosureContribution(Versioned, frozen=True, tag="disclosure-contribution/2"):
+    """A battery's newest disclosure status for a tally; ``share`` None withdraws it."""
+
+    source: str
+    revision: int
+    share: DisclosureShare | None
+
+
 class Tick(Versioned, frozen=True, tag="tick/2"):
     """Time passed: raise alerts whose grace period is over."""
 
@@ -292,6 +322,7 @@ Message: TypeAlias = (
     | Absence
     | RecycledContentContribution
     | RecoveryContribution
+    | DisclosureContribution
     | Tick
 )
 #: A message and the key of the entity it is for.

@@ -186,6 +186,11 @@ def _route_manufacture(event: ManufactureEvent, env: dict[str, Any]) -> list[Add
         carbon_footprint=None if cf is None else cf.model_dump(mode="json", exclude_none=True),
         inputs=taken,
         components=sorted(set(event.components)),
+        manufacture_country=event.manufacture_country,
+        manufacturer_country=event.manufacturer_country,
+        due_diligence_report=event.due_diligence_report,
+        hazardous_substances=event.hazardous_substances,
+        extinguishing_agent=event.extinguishing_agent,
     )
     parts: list[Addressed] = [(battery_key(c), PartOf(**env, parent=key)) for c in made.components]
     return [(key, made), *_debits(env, taken, [key]), *parts]

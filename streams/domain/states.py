@@ -16,6 +16,8 @@ import msgspec
 from streams.domain.messages import (
     Absence,
     Certification,
+    DisclosureLabels,
+    DisclosureShare,
     LotCreated,
     LotDebited,
     Manufactured,
@@ -98,6 +100,8 @@ class BatteryState(EntityState, tag="battery/2"):
     # Added in place to battery/2, as for lots.
     absent: dict[str, Absence] = {}  # input lot or component key -> its newest absence notice
     absence_revision: int | None = None
+    # Added in place: the disclosure tally the battery last contributed to.
+    disclosure: TallyMembership | None = None
 
 
 class PendingCheck(msgspec.Struct, gc=False, array_like=True):
@@ -191,6 +195,23 @@ class RecoveryPart(EntityState, tag="recovery-part/2"):
     share: RecoveryShare | None = None
 
 
+class DisclosureTally(EntityState, tag="disclosure/2"):
+    """Disclosure completeness of one maker's batteries (per the maker's country)."""
+
+    labels: DisclosureLabels | None = None
+    sources: int = 0
+    met: int = 0
+    missing: dict[str, int] = {}  # attribute -> batteries not disclosing it
+    rules: dict[str, int] = {}  # rule set version -> batteries judged by it
+
+
+class DisclosurePart(EntityState, tag="disclosure-part/2"):
+    """One battery's last disclosure status, stored beside its tally."""
+
+    revision: int
+    share: DisclosureShare | None = None
+
+
 State: TypeAlias = (
     LotState
     | BatteryState
@@ -199,6 +220,8 @@ State: TypeAlias = (
     | RecoveryTally
     | RecycledContentPart
     | RecoveryPart
+    | DisclosureTally
+    | DisclosurePart
 )
 
 
@@ -222,4 +245,6 @@ STATE_TYPES: dict[str, type[State]] = {
     "recovery": RecoveryTally,
     "recycled-content-part": RecycledContentPart,
     "recovery-part": RecoveryPart,
+    "disclosure": DisclosureTally,
+    "disclosure-part": DisclosurePart,
 }

@@ -3,6 +3,7 @@ platform; operators it only names may be of either region."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 
 from connectors.ingest.files import RejectedLine, read_jsonl
 from schemas.events import ANY_EVENT, EVENT_TYPES, Event, ExtractionEvent, envelope
-from schemas.values import Region
+from schemas.values import Region, operator_id_platform
 from tests.strategies import events, operator_ids_of
 
 JP_CORPORATE = "7120001077358"
@@ -80,8 +81,13 @@ def test_a_certification_may_concern_an_operator_of_either_region(
 @given(st.sampled_from(EVENT_TYPES).flatmap(events), st.data())
 def test_any_event_moved_to_the_other_region_is_refused(event: Event, data: st.DataObject) -> None:
     other = Region.JP if event.region is Region.EU else Region.EU
-    error = rejection({**event.model_dump(), "region": other})
-    assert error["type"] == "operator_region" and f"region {other.value}" in error["msg"]
+    if operator_id_platform(event.operator_id) is None:
+        # an operator outside the alliance publishes into its acting member's region, any
+        moved_as_is = ANY_EVENT.validate_python({**event.model_dump(), "region": other})
+        assert moved_as_is.region is other
+    else:
+        error = rejection({**event.model_dump(), "region": other})
+        assert error["type"] == "operator_region" and f"region {other.value}" in error["msg"]
     fitting = data.draw(operator_ids_of[other])
     moved = ANY_EVENT.validate_python(
         {**event.model_dump(), "region": other, "operator_id": fitting}
@@ -112,3 +118,25 @@ def test_the_envelope_takes_the_region_from_the_operator(sample_event: Extractio
     del body["site_id"]
     rebuilt = ExtractionEvent(**envelope(JP_CORPORATE, "JP-MINE", at), **body)
     assert (rebuilt.region, rebuilt.operator_id) == (Region.JP, JP_CORPORATE)
+
+
+LEI_GLEIF = "506700GE1G29325QX363"  # GLEIF's own LEI
+USCC_EXAMPLE = "91350100M000100Y43"  # a widely cited valid code
+
+
+@pytest.mark.parametrize("operator", [LEI_GLEIF, USCC_EXAMPLE])
+@pytest.mark.parametrize("region", ["EU", "JP"])
+def test_an_operator_outside_the_alliance_publishes_into_either_region(
+    sample_event: ExtractionEvent, operator: str, region: str
+) -> None:
+    event = ANY_EVENT.validate_python(
+        {**sample_event.model_dump(), "region": region, "operator_id": operator}
+    )
+    assert (event.operator_id, event.region.value) == (operator, region)
+
+
+def test_the_envelope_of_an_operator_outside_the_alliance_needs_its_members_region() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="outside the alliance: name the region"):
+        envelope(USCC_EXAMPLE, "CN-SITE-1", when)
+    assert envelope(USCC_EXAMPLE, "CN-SITE-1", when, region=Region.JP)["region"] is Region.JP

@@ -1,8 +1,9 @@
 """State of every entity, changed only by messages to its key, and the documents it publishes.
 
 One module per entity kind: :mod:`.lots`, :mod:`.batteries`, :mod:`.operators`,
-:mod:`.tallies`; shared pieces in :mod:`.genealogy` (profiles), :mod:`.alerts` (alerts and
-publishing) and :mod:`.effects`. :func:`handle` dispatches on the key's kind.
+:mod:`.tallies`, :mod:`.disclosure`; shared pieces in :mod:`.genealogy` (profiles),
+:mod:`.alerts` (alerts and publishing) and :mod:`.effects`. :func:`handle` dispatches on
+the key's kind.
 
 Why the result does not depend on arrival order
 -----------------------------------------------
@@ -41,6 +42,8 @@ Entity keys and what they hold (:mod:`..states`)
 ``recycled-content/<m>|<p>|<model>|<year>``  totals; each battery's contribution is stored
                                              beside it under ``recycled-content-part/...``
 ``recovery/<recycler>|<plant>|<year>``       totals; contributions under ``recovery-part/...``
+``disclosure/<maker>|<maker's country>``     counts of passports meeting the disclosure rules;
+                                             each battery's status under ``disclosure-part/...``
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from streams.domain.entities.batteries import (
     handle_battery,
     publish_passport,
 )
+from streams.domain.entities.disclosure import handle_disclosure, publish_disclosure
 from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.entities.genealogy import MAX_GENEALOGY_DEPTH
 from streams.domain.entities.lots import handle_lot, publish_lot
@@ -132,6 +136,7 @@ HANDLERS: dict[str, Handler] = {
     "operator": handle_operator,
     "recycled-content": handle_recycled_content,
     "recovery": handle_recovery,
+    "disclosure": handle_disclosure,
 }
 
 
@@ -143,6 +148,7 @@ PUBLISHERS: dict[str, Publisher] = {
     "operator": publish_operator,
     "recycled-content": publish_recycled_content,
     "recovery": publish_recovery,
+    "disclosure": publish_disclosure,
 }
 
 

@@ -28,6 +28,8 @@ PASSPORTS, LOTS, RECYCLED_CONTENT, RECOVERY, OPERATORS, ALERTS = (
     "operators",
     "alerts",
 )
+#: Disclosure completeness per maker (its own output: see :mod:`.disclosure`).
+DISCLOSURE = "disclosure"
 RESOLVED = "resolved"
 
 
@@ -163,3 +165,31 @@ def holder(shipments: dict[str, Shipped]) -> Document | None:
         return None
     last = max(shipments.values(), key=lambda s: (s.occurred_at, s.event_id))
     return {"site_id": last.to_site_id, "country": last.to_country, "since": iso(last.occurred_at)}
+
+
+def is_import(shipment: Shipped) -> bool:
+    """A shipment from outside the alliance into it."""
+    return (
+        shipment.from_country not in ALLIANCE_COUNTRIES
+        and shipment.to_country in ALLIANCE_COUNTRIES
+    )
+
+
+def non_compliant_import_alert(
+    key: str, shipment: Shipped, what: str, maker: str, rules: str, missing: list[str]
+) -> Document:
+    """A battery of a maker outside the alliance shipped into it without disclosing what the
+    alliance's rules require of every battery (``missing``, under rule set ``rules``)."""
+    return alert(
+        "non_compliant_import",
+        key,
+        f"{what} of {maker}, a maker outside the alliance, shipped from "
+        f"{shipment.from_country} to {shipment.to_country} without disclosing: "
+        f"{', '.join(missing)}",
+        event_ids=[shipment.event_id],
+        manufacturer=maker,
+        from_country=shipment.from_country,
+        to_country=shipment.to_country,
+        rules=rules,
+        missing=missing,
+    )

@@ -3,15 +3,19 @@ passports, profiles to the packs they are part of, tally contributions and alert
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from schemas import disclosure
+from schemas.values import ALLIANCE_COUNTRIES, operator_country, operator_id_platform
 from streams.domain.entities import provenance
 from streams.domain.entities.alerts import (
     PASSPORTS,
     alert,
     digest,
     holder,
+    is_import,
     is_outflow,
+    non_compliant_import_alert,
     outflow_alert,
     publish_alerts,
     unresolved_alert,
@@ -37,6 +41,9 @@ from streams.domain.entities.upstream import (
 )
 from streams.domain.messages import (
     Absence,
+    DisclosureContribution,
+    DisclosureLabels,
+    DisclosureShare,
     Fact,
     Manufactured,
     Message,
@@ -182,6 +189,95 @@ def _send_tally_contribution(
     state.tally = TallyMembership(tally, current)
 
 
+# --- disclosure (schemas/disclosure.py, schemas/rules/) --------------------------------------
+
+
+def maker_country(made: Manufactured) -> str:
+    """The maker's country: as its manufacture event declares it, else as its id tells
+    (a USCC is Chinese, a corporate number Japanese), else ``"unknown"``."""
+    return made.manufacturer_country or operator_country(made.operator_id) or "unknown"
+
+
+def maker_outside_alliance(made: Manufactured) -> bool:
+    """Whether the maker is outside the alliance: an id no alliance platform issues (LEI,
+    USCC), or a declared country outside it."""
+    country = made.manufacturer_country
+    return operator_id_platform(made.operator_id) is None or (
+        country is not None and country not in ALLIANCE_COUNTRIES
+    )
+
+
+def disclosed_fields(made: Manufactured, profile: Profile) -> dict[str, Any]:
+    """What the disclosure rules look at, by passport field name (raw forms: the rules check
+    presence, and the passport's views of these need not be built to judge them)."""
+    return {
+        "manufacturer_id": made.operator_id,
+        "plant_id": made.site_id,
+        "manufacture_country": made.manufacture_country,
+        "manufactured_at": made.occurred_at,
+        "category": made.category,
+        "model": made.model,
+        "mass_kg": made.grams,
+        "capacity_kwh": made.capacity_kwh,
+        "chemistry": made.chemistry,
+        "hazardous_substances": made.hazardous_substances,
+        "extinguishing_agent": made.extinguishing_agent,
+        "materials": profile.metals,
+        "origin": profile.origins,
+        "missing_upstream": profile.missing_upstream,
+        "carbon_footprint": made.carbon_footprint,
+        "due_diligence_report": made.due_diligence_report,
+        "complete": profile.complete,
+    }
+
+
+def disclosure_status(made: Manufactured, profile: Profile) -> dict[str, Any]:
+    """The passport's disclosure status under the current rule set."""
+    return disclosure.evaluate(disclosed_fields(made, profile))
+
+
+def disclosure_tally_key(made: Manufactured) -> str:
+    return f"disclosure/{made.operator_id}|{maker_country(made)}"
+
+
+def _send_disclosure(
+    key: str,
+    state: BatteryState,
+    made: Manufactured,
+    status: dict[str, Any],
+    current: int,
+    fx: Effects,
+) -> None:
+    """The battery's status to its maker's disclosure tally (withdrawn from a former one)."""
+    tally = disclosure_tally_key(made)
+    if state.disclosure == TallyMembership(tally, current):
+        return
+    labels = DisclosureLabels(manufacturer=made.operator_id, country=maker_country(made))
+    share = DisclosureShare(labels=labels, rules=status["rules"], missing=status["missing"])
+    fx.send(tally, DisclosureContribution(source=key, revision=current, share=share))
+    previous = state.disclosure
+    if previous is not None and previous.tally != tally:
+        fx.send(previous.tally, DisclosureContribution(source=key, revision=current, share=None))
+    state.disclosure = TallyMembership(tally, current)
+
+
+def _non_compliant_imports(
+    key: str, battery_id: str, state: BatteryState, made: Manufactured, status: dict[str, Any]
+) -> dict[str, Document]:
+    """Shipments into the alliance of a battery whose maker is outside it and whose passport
+    misses what the rules require."""
+    if not status["missing"] or not maker_outside_alliance(made):
+        return {}
+    what = f"battery {battery_id}"
+    return {
+        f"non-compliant-import/{eid}": non_compliant_import_alert(
+            key, shipment, what, made.operator_id, status["rules"], status["missing"]
+        )
+        for eid, shipment in sorted(state.shipments.items())
+        if is_import(shipment)
+    }
+
+
 def _manufactured_alerts(
     key: str, battery_id: str, state: BatteryState, made: Manufactured, profile: Profile
 ) -> dict[str, Document]:
@@ -248,10 +344,13 @@ def handle_battery(
     profile = None
     if made is not None:
         profile = battery_profile(battery_id, made, state.inputs, state.absent)
+        status = disclosure_status(made, profile)
         if profile.depth <= MAX_GENEALOGY_DEPTH:
             current = _send_profile(key, state, profile, new_parents, fx)
             _send_tally_contribution(key, state, made, profile, current, fx)
+            _send_disclosure(key, state, made, status, current, fx)
         alerts.update(_manufactured_alerts(key, battery_id, state, made, profile))
+        alerts.update(_non_compliant_imports(key, battery_id, state, made, status))
     else:
         parents = sorted({p.parent for p in state.parents.values()})
         state.absence_revision = send_absence(
@@ -449,6 +548,13 @@ def passport_parts(
         "mass_kg": kg_from_grams(made.grams),
         "capacity_kwh": made.capacity_kwh,
         "carbon_footprint": made.carbon_footprint,
+        "manufacture_country": made.manufacture_country,
+        "manufacturer_country": made.manufacturer_country,
+        "maker_outside_alliance": maker_outside_alliance(made),
+        "due_diligence_report": made.due_diligence_report,
+        "hazardous_substances": made.hazardous_substances,
+        "extinguishing_agent": made.extinguishing_agent,
+        "disclosure": disclosure_status(made, profile),
         "components": made.components,
         "part_of": sorted({p.parent.split("/", 1)[1] for p in state.parents.values()}),
         "materials": materials_view(profile.metals),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,13 @@ def test_every_event_round_trips_through_its_csv_columns(event: Event, typed: bo
     writer.writerow(row)
     [(number, read)] = list(read_csv(io.StringIO(text.getvalue()), event.event_type))
     assert number == 2
-    assert read == event
+    # An optional list given empty has no cells to say so: CSV reads it as not given (README).
+    unsayable = {
+        name: None
+        for name, info in type(event).model_fields.items()
+        if getattr(event, name) == [] and type(None) in typing.get_args(info.annotation)
+    }
+    assert read == event.model_copy(update=unsayable)
 
 
 def test_bad_rows_are_rejected_by_line_with_the_reason() -> None:
