@@ -132,6 +132,46 @@ def content_event_id(event: Event) -> UUID:
     return uuid5(EVENT_ID_NAMESPACE, text)
 
 
+def _operator_of_the_region(region: Region, info: ValidationInfo) -> Region:
+    """An event's region is the platform it is published under, and its publisher is a
+    participant of that platform: a Catena-X BPNL in the EU, a Japanese corporate number in
+    JP; an operator outside the alliance (an LEI or a Chinese USCC) publishes into the region
+    of the member acting for it. (Operators an event only names, such as a certification's
+    subject, a supplier or a consignee, may be of either region.)"""
+    operator = info.data.get("operator_id")  # absent when itself invalid: reported there
+    platform = None if operator is None else operator_id_platform(operator)
+    # An operator outside the alliance (LEI, USCC) has no platform of its own: it publishes
+    # through a member acting for it (importer, registered agent), into that member's
+    # region, which the gateway's token for it decides.
+    if platform is not None and platform != region.value:
+        raise PydanticCustomError(
+            "operator_region",
+            "operator_id {operator} is {kind}, but an event of region {region} is published "
+            "by {expected}: an event's region is the platform it is published under",
+            {
+                "operator": operator,
+                "kind": OPERATOR_ID_KIND[platform],
+                "region": region.value,
+                "expected": OPERATOR_ID_KIND[region.value],
+            },
+        )
+    return region
+
+
+class Publisher(Contract):
+    """Who publishes an event, by the envelope's own rules: the processors check records that
+    reach them without the models (``streams/domain/ingest.py``) against this."""
+
+    operator_id: OperatorId
+    site_id: SiteId
+    region: Region
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: Region, info: ValidationInfo) -> Region:
+        return _operator_of_the_region(region, info)
+
+
 class Event(Contract):
     """The common envelope: who published what, where, when, in which region.
 
@@ -153,30 +193,8 @@ class Event(Contract):
 
     @field_validator("region")
     @classmethod
-    def _operator_of_the_region(cls, region: Region, info: ValidationInfo) -> Region:
-        """An event's region is the platform it is published under, and its publisher is a
-        participant of that platform: a Catena-X BPNL in the EU, a Japanese corporate number in
-        JP; an operator outside the alliance (an LEI or a Chinese USCC) publishes into the region
-        of the member acting for it. (Operators an event only names, such as a certification's
-        subject, a supplier or a consignee, may be of either region.)"""
-        operator = info.data.get("operator_id")  # absent when itself invalid: reported there
-        platform = None if operator is None else operator_id_platform(operator)
-        # An operator outside the alliance (LEI, USCC) has no platform of its own: it publishes
-        # through a member acting for it (importer, registered agent), into that member's
-        # region, which the gateway's token for it decides.
-        if platform is not None and platform != region.value:
-            raise PydanticCustomError(
-                "operator_region",
-                "operator_id {operator} is {kind}, but an event of region {region} is published "
-                "by {expected}: an event's region is the platform it is published under",
-                {
-                    "operator": operator,
-                    "kind": OPERATOR_ID_KIND[platform],
-                    "region": region.value,
-                    "expected": OPERATOR_ID_KIND[region.value],
-                },
-            )
-        return region
+    def _region(cls, region: Region, info: ValidationInfo) -> Region:
+        return _operator_of_the_region(region, info)
 
     @model_validator(mode="after")
     def _derive_event_id(self) -> Self:

@@ -19,10 +19,13 @@ say and routing relies on is checked, and a record failing it is rejected:
   grams x ppm);
 * UUIDs are well formed (canonical form: event ids are the dedup key);
 * the lists the contracts require non-empty are (a refining batch or a recovery without
-  outputs, a shredding without batteries, would debit into nothing).
+  outputs, a shredding without batteries, would debit into nothing);
+* the publisher: the operator id (with its check characters), the region it may publish into,
+  the site id, by the envelope's own rules (:class:`schemas.events.Publisher`), checked once per
+  distinct publisher (records reach the topics from producers that never used the models).
 
-Not checked again: operator, site, country and HS code formats, text lengths, the region an
-operator id belongs to; they name things but change no arithmetic.
+Not checked again: country and HS code formats, text lengths; they name things but change no
+arithmetic.
 
 Records of the partner's mirrored topics (``<partner>.batteryloop.events.*``) are read with
 the shared schemas the serde was given, and their facts carry the agreement and the redacted
@@ -37,9 +40,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
 from connectors.mirror.replication import read_sharing
-from schemas.events import EVENT_MODELS
-from schemas.serde import DecodeError, Serde
+from schemas.events import EVENT_MODELS, Publisher
+from schemas.serde import DecodeError, Serde, describe_validation_error
 from schemas.topics import EVENT_TOPICS
 from schemas.values import MASS_PRECISION, Metal
 from streams.domain.messages import (
@@ -115,6 +120,8 @@ class EventIngest:
             **{spec.name: t for t, spec in EVENT_TOPICS.items()},
             **self.mirrored,
         }
+        #: publisher (operator, site, region) -> what is wrong with it, None: nothing
+        self._publishers: dict[tuple[str, str, str], str | None] = {}
 
     def ingest(self, records: Sequence[IngestRecord]) -> Ingested:
         """The messages of a batch, in the order :func:`route_batch` gives them: each event's
@@ -166,6 +173,14 @@ class EventIngest:
         topic: str,
         headers: list[tuple[str, bytes]] | None,
     ) -> dict[str, Any]:
+        publisher = (record["operator_id"], record["site_id"], record["region"])
+        problem = self._publishers.get(publisher, _UNCHECKED)
+        if problem is _UNCHECKED:
+            problem = self._publishers[publisher] = _publisher_problem(*publisher)
+            if len(self._publishers) > _PUBLISHERS_KEPT:
+                self._publishers.clear()
+        if problem is not None:
+            raise _Invalid(problem)
         env = {
             "event_id": record["event_id"],
             "event_type": event_type,
@@ -182,6 +197,21 @@ class EventIngest:
 
 
 # --- the rules routing relies on ------------------------------------------------------------
+
+_UNCHECKED = "unchecked"
+#: Publishers remembered as checked; the memory is dropped whole beyond it.
+_PUBLISHERS_KEPT = 100_000
+
+
+def _publisher_problem(operator_id: str, site_id: str, region: str) -> str | None:
+    """What breaks the envelope's publisher rules (operator id and its check characters, the
+    operator's region, the site id), or None. A record that names another platform's operator
+    or a malformed site would otherwise become part of every document it touches."""
+    try:
+        Publisher(operator_id=operator_id, site_id=site_id, region=region)
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+    return None
 
 
 def _mass(grams: int, where: str) -> int:

@@ -143,6 +143,15 @@ def test_bad_records_are_rejected_with_the_reason_and_the_rest_routed(
         (_extraction_record(sample_event, composition={"gold": ONE}), "'gold' is not a metal"),
         (_extraction_record(sample_event, event_type="shipment"), "event_type 'shipment'"),
         (_extraction_record(sample_event, event_id="not-a-uuid"), "is not a UUID"),
+        (_extraction_record(sample_event, site_id="BPNS-BROKEN"), "starts like a Catena-X BPNS"),
+        (
+            _extraction_record(sample_event, operator_id="BPNL00000000000X", region="JP"),
+            "an event of region JP is published by",
+        ),
+        (
+            _extraction_record(sample_event, operator_id="2010001008827", region="JP"),
+            "check digit",
+        ),
     ]
     batch = [good, *(record for record, _ in cases), good]
     ingested = INGEST.ingest(batch)
