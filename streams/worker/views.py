@@ -2,7 +2,8 @@
 
 ``/passports/ID``, ``/lots/ID``, ``/operators/ID``: the current document of an entity this
 worker holds (as of its last committed window; 404 naming the worker otherwise).
-``/tallies/recycled-content``, ``/tallies/recovery-efficiency``: the tallies it holds.
+``/tallies/recycled-content``, ``/tallies/recovery-efficiency``, ``/tallies/disclosure``: the
+tallies it holds.
 ``/healthz``: whether it holds partitions (503 once it has waited past ``--assignment-timeout``).
 ``/readyz``: 200 once its partitions are assigned and their states restored, 503 before.
 ``/metrics``: Prometheus.
@@ -48,6 +49,9 @@ def application(processors: Processors) -> web.Application:
     async def recovery(request: web.Request) -> web.Response:
         return web.json_response(processors.listing("recovery"))
 
+    async def disclosure(request: web.Request) -> web.Response:
+        return web.json_response(processors.listing("disclosure"))
+
     async def health(request: web.Request) -> web.Response:
         watch = processors.assignment
         watch.check()  # so the warning is logged no later than the first 503
@@ -68,6 +72,7 @@ def application(processors: Processors) -> web.Application:
     app.router.add_get("/operators/{id}", operator)
     app.router.add_get("/tallies/recycled-content", recycled_content)
     app.router.add_get("/tallies/recovery-efficiency", recovery)
+    app.router.add_get("/tallies/disclosure", disclosure)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)

@@ -80,10 +80,11 @@ def register(sub: Subcommands) -> None:
             "and alerts, published to compacted topics. Creates "
             "missing registry topics first. Serves read-only views on --web-port: "
             "/passports/ID, /lots/ID, /operators/ID, /tallies/recycled-content, "
-            "/tallies/recovery-efficiency, /metrics (Prometheus), /healthz (whether it holds "
-            "partitions), /readyz (partitions held and their states restored). Start more "
-            "workers with the same --region to split the partitions; each keeps the states of "
-            "its partitions in its --store and the changelog topic batteryloop.internal.state. "
+            "/tallies/recovery-efficiency, /tallies/disclosure, /metrics (Prometheus), "
+            "/healthz (whether it holds partitions), /readyz (partitions held and their "
+            "states restored). Start more workers with the same --region to split the "
+            "partitions; each keeps the states of its partitions in its --store and the "
+            "changelog topic batteryloop.internal.state. "
             "Stops cleanly on SIGTERM or Ctrl-C, committing its last window."
         ),
     )
