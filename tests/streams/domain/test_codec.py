@@ -40,7 +40,9 @@ PROVENANCE = frozenset({"home_region", "replica", "regions", "shared_under", "re
 #: (``missing_upstream``, ``missing_upstream_more``) and in states (the absence notices held
 #: and sent). A version-1 state has heard of no absence; its documents must match otherwise.
 UPSTREAM = frozenset({"missing_upstream", "missing_upstream_more", "absent", "absence_revision"})
-AFTER_VERSION_1 = PROVENANCE | UPSTREAM
+#: The passport's resolvable URL, added after version 1 (a document field, no state's).
+LINKS = frozenset({"url"})
+AFTER_VERSION_1 = PROVENANCE | UPSTREAM | LINKS
 OUTPUTS = ("passports", "lots", "recycled-content", "recovery", "operators", "alerts")
 DOCUMENT_KINDS = ("lot", "battery", "operator", "recycled-content", "recovery")
 
