@@ -303,10 +303,35 @@ class _Loop:
 
     def illegal_export_attempt(self, lot_id: str, mass: Decimal) -> None:
         """An attempt to ship a hazardous black-mass lot from the EU to a country outside the
-        OECD (prohibited: the processors raise ``illegal_export``); none from Japan."""
+        OECD (prohibited: the processors raise ``illegal_export``); none from Japan.
+
+        A minute after the shredding, with an id derived from its content: it draws nothing
+        from the seeded generator, so every other event stays what it was."""
         buyer = ILLEGAL_BUYER.get(self.cast.region)
-        if buyer is not None:
-            self.out.append(self.ship_lot(lot_id, mass, buyer, HS_BLACK_MASS, days=(60, 60)))
+        if buyer is None:
+            return
+        shredded = next(
+            e for e in self.out if isinstance(e, ShreddingEvent) and e.black_mass_lot_id == lot_id
+        )
+        sender = self.cast.recycler
+        self.out.append(
+            ShipmentEvent(
+                **envelope(
+                    sender.operator_id,
+                    sender.site_id,
+                    shredded.occurred_at + timedelta(minutes=1),
+                ),
+                subject="lot",
+                subject_id=lot_id,
+                mass_kg=mass,
+                from_site_id=sender.site_id,
+                from_country=sender.country,
+                to_site_id=buyer.site_id,
+                to_country=buyer.country,
+                hs_code=HS_BLACK_MASS,
+                consignee_id=buyer.operator_id,
+            )
+        )
 
     def recover(
         self, lot_id: str, mass: Decimal, prefix: str, suffix: str
@@ -363,9 +388,7 @@ class _Loop:
             if n == 0 and len(lots) > 1:  # sold abroad: leaves the alliance
                 c = self.cast
                 self.illegal_export_attempt(lot_id, mass)
-                # after the attempt (day 60), which comes after the shredding (days 45-60)
-                sale = self.ship_lot(lot_id, mass, c.export_to, HS_BLACK_MASS, days=(61, 90))
-                self.out.append(sale)
+                self.out.append(self.ship_lot(lot_id, mass, c.export_to, HS_BLACK_MASS))
                 continue
             for metal, lot in self.recover(lot_id, mass, f"{tag}-REC", f"{n:04d}").items():
                 recovered[metal].append(lot)
