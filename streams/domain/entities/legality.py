@@ -3,9 +3,10 @@ it was not.
 
 The rule (:data:`EU_NON_OECD_EXPORT_BAN`): Regulation (EU) 2024/1157 on shipments of waste
 prohibits exporting hazardous waste from the Union to countries to which OECD Council Decision
-C(2001)107/FINAL does not apply, that is to countries outside the OECD (its Art. 39, carrying
-over Art. 36 of Regulation (EC) No 1013/2006; the Basel Ban Amendment in Union law). Hazardous
-waste here is:
+C(2001)107/FINAL does not apply, that is to countries outside the OECD (the Basel Ban
+Amendment in Union law, Art. 36 of the former Regulation (EC) No 1013/2006; cited as Art. 39
+of the 2024 Regulation, a number the sources consulted here did not show verbatim: check it
+against the Official Journal text before quoting it). Hazardous waste here is:
 
 * a black mass lot classed hazardous by its shredding event (an asterisked List of Waste
   entry), or not classed at all: the List of Waste amendment the Commission adopted on
