@@ -44,8 +44,15 @@ LEGAL_SOURCE = (
 
 
 def export_banned(shipment: Shipped) -> bool:
-    """From an EU member state to a country outside the OECD."""
-    return shipment.from_country in alliance().sides["EU"] and shipment.to_country not in oecd()
+    """An export from the Union (from a member state to a country outside it) to a country
+    outside the OECD. A shipment between member states is no export, although five of them
+    (BG, CY, HR, MT, RO) are not OECD members."""
+    eu = alliance().sides["EU"]
+    return (
+        shipment.from_country in eu
+        and shipment.to_country not in eu
+        and shipment.to_country not in oecd()
+    )
 
 
 def _alert(key: str, shipment: Shipped, what: str, basis: str, **more: object) -> Document:

@@ -165,9 +165,28 @@ def _shipped(from_: str, to: str) -> Shipped:
     )
 
 
-@given(st.sampled_from(sorted(ISO_3166_ALPHA2)), st.sampled_from(sorted(ISO_3166_ALPHA2)))
-def test_the_ban_is_exactly_eu_member_state_to_non_oecd_country(from_: str, to: str) -> None:
-    banned = from_ in alliance().sides["EU"] and to not in oecd().countries
+def test_a_shipment_between_member_states_is_no_export() -> None:
+    """Bulgaria is in the Union but not in the OECD: shipping there from Germany is allowed."""
+    events = [
+        *_classified(scenarios.reference(), HAZARDOUS),
+        _shipment(70, "lot", "BM-1", "DE", "BG"),
+    ]
+    assert _kinds(_alerts(events)) == {}
+    assert not export_banned(_shipped("DE", "BG")) and export_banned(_shipped("BG", "RS"))
+
+
+EU = sorted(alliance().sides["EU"])
+
+
+@given(
+    st.sampled_from(sorted(ISO_3166_ALPHA2)) | st.sampled_from(EU),
+    st.sampled_from(sorted(ISO_3166_ALPHA2)) | st.sampled_from(EU),
+)
+def test_the_ban_is_exactly_an_export_from_the_union_to_a_non_oecd_country(
+    from_: str, to: str
+) -> None:
+    eu = alliance().sides["EU"]
+    banned = from_ in eu and to not in eu and to not in oecd().countries
     assert export_banned(_shipped(from_, to)) is banned
     if banned:  # every such export is an outflow too: the alliance is inside the OECD
         assert to not in alliance().countries
