@@ -7,6 +7,8 @@
 ``BATTERYLOOP_SHARING_SECRET``         the data-sharing agreement's pseudonymisation secret
 ``BATTERYLOOP_CONNECT_TIMEOUT``        seconds a command waits for a cluster to answer before it
                                        reports it unreachable (default 10)
+``BATTERYLOOP_PASSPORT_BASE_URL``     base of the passports' resolvable URLs, which their QR codes
+                                       hold (default ``http://127.0.0.1:6066``, the worker's views)
 ``BATTERYLOOP_KAFKA_<PROPERTY>``       any librdkafka property for every client, dots written as
                                        underscores: ``BATTERYLOOP_KAFKA_SASL_MECHANISM=PLAIN``
 ``BATTERYLOOP_EU_KAFKA_<PROPERTY>``    the same for EU clients only (``JP`` likewise)
@@ -43,6 +45,7 @@ from schemas.values import Region
 PREFIX = "BATTERYLOOP_"
 MASK = "**********"
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_PASSPORT_BASE_URL = "http://127.0.0.1:6066"
 
 # Property names that hold a secret although neither word appears in them.
 _SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.client.secret", "ssl.key.pem"})
@@ -137,8 +140,16 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = None
     sharing_secret: SecretStr | None = None
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT, gt=0)
+    passport_base_url: str = DEFAULT_PASSPORT_BASE_URL
     kafka: dict[str, str | SecretStr] = Field(default_factory=dict)  # every client
     region_kafka: dict[Region, dict[str, str | SecretStr]] = Field(default_factory=dict)
+
+    @field_validator("passport_base_url", mode="after")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        from streams.domain.links import normalized_base
+
+        return normalized_base(value)
 
     @field_validator("kafka", mode="after")
     @classmethod

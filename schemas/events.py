@@ -381,18 +381,89 @@ class ShreddedBattery(Contract):
     )
 
 
+class ChemistryFamily(StrEnum):
+    """Cathode chemistry family of the batteries a black mass came from (``mixed``: a feed of
+    several families, which recyclers report as such)."""
+
+    nmc = "nmc"
+    nca = "nca"
+    lfp = "lfp"
+    lco = "lco"
+    lmo = "lmo"
+    mixed = "mixed"
+
+
+#: An entry of the EU List of Waste (Commission Decision 2000/532/EC, Annex): three pairs of
+#: digits, and an asterisk when the entry is hazardous waste (Directive 2008/98/EC Art. 7(1)).
+#: Entries for batteries and black mass: 16 06 01* lead batteries, 19 12 11* other wastes
+#: (including mixtures of materials) from mechanical treatment of waste containing hazardous
+#: substances (where shredder output was classed before the 2025 amendment). The amendment of
+#: the List of Waste adopted by the Commission on 5 March 2025 adds separate entries for
+#: lithium-based waste batteries and for black mass, classed hazardous; its entry numbers are
+#: not quoted here because the texts consulted did not give them unambiguously, so any code of
+#: the List's form is accepted and the publisher's asterisk decides.
+LOW_CODE = r"^[0-9]{2} [0-9]{2} [0-9]{2}\*?$"
+#: An entry of the Basel Convention's Annexes: Annex VIII (A: presumed hazardous, e.g. A1170
+#: unsorted waste batteries), Annex IX (B: presumed not hazardous, e.g. B1090 waste batteries
+#: conforming to a specification, excluding lead, cadmium or mercury ones) or Annex II (Y46-Y49;
+#: Y49, electrical and electronic waste, was added by the e-waste amendments in force since
+#: 1 January 2025, which also replaced A1180 by A1181 and deleted B1110). Whether black mass
+#: falls under A1170, A1181 or Y49 was still debated at COP-17 (2025): the publisher says which.
+BASEL_ENTRY = r"^(A[0-9]{4}|B[0-9]{4}|Y[0-9]{1,2})$"
+
+
+class BlackMassClassification(Contract):
+    """How a black mass lot is classed for waste and customs law, as its shredder declares it.
+
+    ``hs_code``: the customs code, e.g. 854913 or 854914 (HS 2022 heading 8549, electrical
+    and electronic waste and scrap: 8549 13 batteries sorted by chemical type, 8549 14
+    unsorted, neither containing lead, cadmium or mercury), 26209995 (the UK's ruling for
+    black mass, CN 2620 99 95: other slag, ash and residues containing metals), 38249996 (CN
+    3824 99 96, other chemical products, which some EU declarations use for processed black
+    mass), or 3824999996 (China's code for black mass meeting GB/T 45203-2024, which imports
+    it as a product, not waste). Which heading customs will accept for black mass is not
+    settled across jurisdictions; the publisher declares it.
+    """
+
+    waste_code: Annotated[str, Field(pattern=LOW_CODE)] = Field(
+        description="EU List of Waste entry, asterisk when hazardous (2000/532/EC)"
+    )
+    hazardous: bool = Field(description="Hazardous waste under the List of Waste (the asterisk)")
+    basel_entry: Annotated[str, Field(pattern=BASEL_ENTRY)] = Field(
+        description="Basel Convention Annex II, VIII or IX entry"
+    )
+    hs_code: HsCode
+    chemistry_family: ChemistryFamily
+    meets_gb_t_45203: bool = Field(
+        description="Meets GB/T 45203-2024 (China: recycled black mass as a product)"
+    )
+
+    @model_validator(mode="after")
+    def _asterisk_is_the_hazardous_mark(self) -> Self:
+        if self.waste_code.endswith("*") != self.hazardous:
+            raise ValueError(
+                f"waste_code {self.waste_code!r} and hazardous={self.hazardous} disagree: in "
+                "the List of Waste an asterisk marks a hazardous entry, and only such an entry"
+            )
+        return self
+
+
 class ShreddingEvent(Event):
     """End-of-life batteries were shredded into a black mass lot."""
 
     KEY_FIELD: ClassVar[str] = "black_mass_lot_id"
     event_type: Literal["shredding"] = "shredding"
     # v2: inputs carry waste_origin (defaults to post_consumer when reading v1 data).
-    schema_version: int = Field(default=2, ge=1)
+    # v3: the black mass's classification (None when reading v1 or v2 data).
+    schema_version: int = Field(default=3, ge=1)
     black_mass_lot_id: LotId
     inputs: list[ShreddedBattery] = Field(min_length=1)
     mass_kg: MassKg = Field(description="Mass of the black mass lot")
     composition: Composition
     gate_fee: Money | None = confidential(Confidentiality.price, "Fee charged per kg accepted")
+    classification: BlackMassClassification | None = Field(
+        default=None, description="Waste, Basel and customs classification of the black mass"
+    )
 
     _check_composition = field_validator("composition")(_composition_sums_to_at_most_one)
 

@@ -15,6 +15,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from schemas.rules.countries import alliance
+
 # Avro decimal parameters, one place. A mass is kg with gram resolution; a share is a fraction
 # with ppm resolution; money is an amount with four decimals (sub-cent prices per kg exist).
 MASS_PRECISION, MASS_SCALE = 18, 3
@@ -171,11 +173,10 @@ ISO_3166_ALPHA2 = frozenset(
     """.split()
 )
 
-EU_MEMBER_STATES = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR IE IT LV LT LU MT NL PL PT RO SK SI ES SE HU".split()
-)
+#: The EU member states, from the versioned alliance list (``schemas/rules``).
+EU_MEMBER_STATES = alliance().sides["EU"]
 #: The EU-Japan alliance territory: a shipment of critical material leaving it is an outflow.
-ALLIANCE_COUNTRIES = EU_MEMBER_STATES | {"JP"}
+ALLIANCE_COUNTRIES = alliance().countries
 
 
 def _country(value: str) -> str:

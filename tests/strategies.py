@@ -20,7 +20,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel
 from pydantic.fields import FieldInfo
 
 from schemas import values
-from schemas.events import EVENT_MODELS, Event
+from schemas.events import EVENT_MODELS, BlackMassClassification, Event
 
 _ZONES = [
     UTC,
@@ -104,6 +104,18 @@ def compositions(draw: st.DrawFn) -> dict[values.Metal, Decimal]:
     return out
 
 
+@st.composite
+def classifications(draw: st.DrawFn) -> BlackMassClassification:
+    """A black mass classification whose hazardous mark agrees with its code's asterisk."""
+    fields = {
+        name: for_type(info.annotation, list(info.metadata))
+        for name, info in BlackMassClassification.model_fields.items()
+    }
+    drawn = draw(st.fixed_dictionaries(fields))
+    drawn["hazardous"] = drawn["waste_code"].endswith("*")
+    return BlackMassClassification.model_validate(drawn)
+
+
 def for_type(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
     meta = _flatten(list(meta or []))
     origin = get_origin(tp)
@@ -126,8 +138,12 @@ def for_type(tp: Any, meta: list[Any] | None = None) -> st.SearchStrategy[Any]:
         return st.sampled_from(get_args(tp))
     if isinstance(tp, type) and issubclass(tp, Enum):
         return st.sampled_from(list(tp))
+    if tp is BlackMassClassification:
+        return classifications()
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return models(tp)
+    if tp is bool:
+        return st.booleans()
     if tp is Decimal:
         scale = _attr(meta, "decimal_places")
         digits = _attr(meta, "max_digits")

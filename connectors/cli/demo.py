@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -291,6 +291,7 @@ def _summary(
                 for a in docs["alerts"].values()
                 if a["kind"] == "outflow" and a.get("status") == "open"
             ],
+            "legality": legality_summary(docs["alerts"].values()),
         }
     mirrors = {direction: mirror_summary(agent.totals) for direction, agent in agents.items()}
     return {
@@ -389,6 +390,7 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
         w(f"open alerts: {r['open_alerts'] or 'none'}\n")
         for outflow in r["outflows"]:
             w(f"  outflow: {outflow}\n")
+    _print_legality(s["regions"], w)
     _print_alliance(s["alliance"], w)
     w("\n== mirrors ==\n")
     for direction, m in s["mirrors"].items():
@@ -397,6 +399,35 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
             f"confidential field values removed, other redactions "
             f"{m['other_redactions'] or 'none'}, filtered {m['filtered'] or 'none'}\n"
         )
+
+
+def legality_summary(alerts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Open ``illegal_export`` alerts: shipments of hazardous waste the rules prohibit, each with
+    the rule, the data versions it read and why the goods were hazardous; and how many
+    outflows were judged (every outflow of waste is, whatever the verdict)."""
+    illegal = [
+        {
+            "subject": a["subject"],
+            "message": a["message"],
+            "rule": a["details"]["rule"],
+            "basis": a["details"]["basis"],
+            "data": [f"{d['name']} {d['version']}" for d in a["details"]["data"]],
+        }
+        for a in alerts
+        if a["kind"] == "illegal_export" and a.get("status") == "open"
+    ]
+    return {"illegal_exports": sorted(illegal, key=lambda i: (i["subject"], i["message"]))}
+
+
+def _print_legality(regions: dict[str, Any], w: Callable[[str], Any]) -> None:
+    w("\n== export legality ==\n")
+    w("hazardous waste from the EU to outside the OECD (Regulation (EU) 2024/1157):\n")
+    for region, r in regions.items():
+        illegal = r["legality"]["illegal_exports"]
+        w(f"  {region}: {len(illegal)} illegal export(s)\n")
+        for item in illegal:
+            w(f"    {item['message']}\n")
+            w(f"      rule {item['rule']}; data {', '.join(item['data'])}\n")
 
 
 def _print_alliance(alliance: dict[str, Any], w: Callable[[str], Any]) -> None:

@@ -8,6 +8,8 @@ the EU, Ouranos participants with corporate numbers in Japan):
 * earlier batteries (made before the simulated period, without traced inputs) collected and
   shredded, post-consumer, with a batch of factory scrap shredded pre-consumer, into black mass;
   one black-mass lot is exported out of the alliance (an outflow), the others are recovered;
+  black mass is classified (waste code, Basel entry, HS code, GB/T 45203), and in the EU the
+  exported lot is first offered to a buyer outside the OECD (an illegal export attempt);
 * mines inside and outside the alliance, some operators not certified (their events are not
   shared with the partner, and the processors alert them), ore shipped in to the refiner;
 * refining that mixes mined and recovered material, so new batteries carry recycled content;
@@ -136,6 +138,34 @@ KG = Decimal("0.001")
 #: lithium hydroxide).
 HS_BLACK_MASS, HS_ORE, HS_BATTERY = "382499", "253090", "850760"
 HS_RECOVERED = {"nickel": "283324", "cobalt": "283329", "lithium": "282520"}
+#: How each region's recyclers class their black mass (schemas.events.BlackMassClassification).
+#: 19 12 11*: hazardous waste from the mechanical treatment of waste (the List of Waste entry
+#: black mass was declared under before the 2025 amendment gave it one of its own); Basel
+#: A1170, the entry EU notifications of black mass commonly use (A1181 and Y49 are argued too);
+#: CN 3824 99 96 in the EU; in Japan, China's code for black mass meeting GB/T 45203-2024, which
+#: the JP recycler's export lot meets.
+BLACK_MASS_CLASSIFICATION = {
+    Region.EU: {
+        "waste_code": "19 12 11*",
+        "hazardous": True,
+        "basel_entry": "A1170",
+        "hs_code": "38249996",
+        "chemistry_family": "nmc",
+        "meets_gb_t_45203": False,
+    },
+    Region.JP: {
+        "waste_code": "19 12 11*",
+        "hazardous": True,
+        "basel_entry": "A1170",
+        "hs_code": "3824999996",
+        "chemistry_family": "nmc",
+        "meets_gb_t_45203": True,
+    },
+}
+#: A buyer outside the OECD that an EU recycler tries to ship hazardous black mass to.
+ILLEGAL_BUYER = {
+    Region.EU: Company("BPNL0000000BMXIN", "BPNS0000000BMXIN", "IN", certified=False),
+}
 #: Certified companies hold their certificate since before the earliest earlier pack was made,
 #: so every step of a cross-border loop is by a certified operator (and the mirror shares it).
 CERTIFIED_SINCE = START - timedelta(days=3100)
@@ -266,9 +296,42 @@ class _Loop:
                 mass_kg=mass,
                 composition=BLACK_MASS,
                 gate_fee=self.money(0.5, 1.5),
+                classification=BLACK_MASS_CLASSIFICATION[self.cast.region],
             )
         )
         return mass
+
+    def illegal_export_attempt(self, lot_id: str, mass: Decimal) -> None:
+        """An attempt to ship a hazardous black-mass lot from the EU to a country outside the
+        OECD (prohibited: the processors raise ``illegal_export``); none from Japan.
+
+        A minute after the shredding, with an id derived from its content: it draws nothing
+        from the seeded generator, so every other event stays what it was."""
+        buyer = ILLEGAL_BUYER.get(self.cast.region)
+        if buyer is None:
+            return
+        shredded = next(
+            e for e in self.out if isinstance(e, ShreddingEvent) and e.black_mass_lot_id == lot_id
+        )
+        sender = self.cast.recycler
+        self.out.append(
+            ShipmentEvent(
+                **envelope(
+                    sender.operator_id,
+                    sender.site_id,
+                    shredded.occurred_at + timedelta(minutes=1),
+                ),
+                subject="lot",
+                subject_id=lot_id,
+                mass_kg=mass,
+                from_site_id=sender.site_id,
+                from_country=sender.country,
+                to_site_id=buyer.site_id,
+                to_country=buyer.country,
+                hs_code=HS_BLACK_MASS,
+                consignee_id=buyer.operator_id,
+            )
+        )
 
     def recover(
         self, lot_id: str, mass: Decimal, prefix: str, suffix: str
@@ -324,6 +387,7 @@ class _Loop:
             mass = self.shred(lot_id, group)
             if n == 0 and len(lots) > 1:  # sold abroad: leaves the alliance
                 c = self.cast
+                self.illegal_export_attempt(lot_id, mass)
                 self.out.append(self.ship_lot(lot_id, mass, c.export_to, HS_BLACK_MASS))
                 continue
             for metal, lot in self.recover(lot_id, mass, f"{tag}-REC", f"{n:04d}").items():

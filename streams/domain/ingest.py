@@ -49,6 +49,7 @@ from schemas.topics import EVENT_TOPICS
 from schemas.values import MASS_PRECISION, Metal
 from streams.domain.messages import (
     Addressed,
+    BlackMassClass,
     Certification,
     CertificationCheck,
     CheckedEvent,
@@ -394,8 +395,29 @@ def _shredding(r: Plain, env: dict[str, Any]) -> list[Addressed]:
         composition=_ppm(r["composition"], "composition"),
         pre_consumer_grams=pre,
         post_consumer_grams=post,
+        classification=_classification(r.get("classification")),
     )
     return [(lot_key(r["black_mass_lot_id"]), black_mass), *shredded]
+
+
+def _classification(c: Plain | None) -> BlackMassClass | None:
+    """As routing gives it. Not checked again (a name, not arithmetic), except that the
+    hazardous mark agrees with the code's asterisk: the export rules read the mark."""
+    if c is None:
+        return None
+    if c["waste_code"].endswith("*") != c["hazardous"]:
+        raise _Invalid(
+            f"classification.waste_code {c['waste_code']!r} and hazardous={c['hazardous']} "
+            "disagree (an asterisk marks a hazardous entry of the List of Waste)"
+        )
+    return BlackMassClass(
+        waste_code=c["waste_code"],
+        hazardous=c["hazardous"],
+        basel_entry=c["basel_entry"],
+        hs_code=c["hs_code"],
+        chemistry_family=c["chemistry_family"],
+        meets_gb_t_45203=c["meets_gb_t_45203"],
+    )
 
 
 def _recovery(r: Plain, env: dict[str, Any]) -> list[Addressed]:

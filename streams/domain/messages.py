@@ -110,6 +110,18 @@ class Fact(Versioned, frozen=True, kw_only=True):
     redacted: tuple[str, ...] = ()
 
 
+class BlackMassClass(msgspec.Struct, gc=False, frozen=True, kw_only=True):
+    """A black mass lot's classification as its shredding event declared it (see
+    :class:`schemas.events.BlackMassClassification`)."""
+
+    waste_code: str
+    hazardous: bool
+    basel_entry: str
+    hs_code: str
+    chemistry_family: str
+    meets_gb_t_45203: bool
+
+
 class LotCreated(Fact, frozen=True, tag="lot-created/2"):
     """A lot came into being: extracted, refined, recovered, or shredded into black mass."""
 
@@ -124,6 +136,9 @@ class LotCreated(Fact, frozen=True, tag="lot-created/2"):
     batch_outputs: dict[str, LotPortion] = {}  # refined: every output lot of the batch
     pre_consumer_grams: int = 0  # shredded: batteries that were manufacturing scrap
     post_consumer_grams: int = 0  # shredded: batteries that were used
+    #: shredded: the black mass's classification (None: the event declared none). Added with
+    #: a default, so facts stored before it read as unclassified.
+    classification: BlackMassClass | None = None
 
 
 class LotDebited(Fact, frozen=True, tag="lot-debited/2"):

@@ -43,6 +43,7 @@ from schemas.events import (
 )
 from streams.domain.messages import (
     Addressed,
+    BlackMassClass,
     Certification,
     CertificationCheck,
     CheckedEvent,
@@ -212,6 +213,20 @@ def _route_use(event: UseCollectionEvent, env: dict[str, Any]) -> list[Addressed
     return [(battery_key(event.battery_id), used)]
 
 
+def _classification(event: ShreddingEvent) -> BlackMassClass | None:
+    c = event.classification
+    if c is None:
+        return None
+    return BlackMassClass(
+        waste_code=c.waste_code,
+        hazardous=c.hazardous,
+        basel_entry=c.basel_entry,
+        hs_code=c.hs_code,
+        chemistry_family=c.chemistry_family.value,
+        meets_gb_t_45203=c.meets_gb_t_45203,
+    )
+
+
 def _route_shredding(event: ShreddingEvent, env: dict[str, Any]) -> list[Addressed]:
     pre = sum(grams(i.mass_kg) for i in event.inputs if i.waste_origin is WasteOrigin.pre_consumer)
     post = sum(grams(i.mass_kg) for i in event.inputs) - pre
@@ -224,6 +239,7 @@ def _route_shredding(event: ShreddingEvent, env: dict[str, Any]) -> list[Address
         composition=_ppm(event.composition),
         pre_consumer_grams=pre,
         post_consumer_grams=post,
+        classification=_classification(event),
     )
     shredded: list[Addressed] = [
         (

@@ -125,6 +125,9 @@ class WorkerOptions:
     #: Decoded states kept between windows; beyond it the memory is dropped whole.
     cache_entries: int = 200_000
     schema_registry_url: str | None = None
+    #: Base of the passports' resolvable URLs (``BATTERYLOOP_PASSPORT_BASE_URL``); None: the
+    #: default of :class:`Config`.
+    passport_base_url: str | None = None
     #: librdkafka properties for the worker's clients (SASL, TLS, tuning).
     kafka: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
 
@@ -263,6 +266,8 @@ class Processors:
         self.config = Config(
             grace_ms=int(options.grace_seconds * 1000), region=options.region.value
         )
+        if options.passport_base_url is not None:
+            self.config.passport_base_url = options.passport_base_url
         if serde is None:
             serde = Serde.for_registry(options.schema_registry_url, shipped_shared_schemas())
         partner = options.region.partner

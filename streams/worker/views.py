@@ -1,5 +1,7 @@
 """The worker's read-only HTTP views, served from a thread beside the processing loop.
 
+``/passport/ID``: the same passport at the URL its QR code holds, as an HTML page when the
+request's Accept prefers ``text/html``.
 ``/passports/ID``, ``/lots/ID``, ``/operators/ID``: the current document of an entity this
 worker holds (as of its last committed window; 404 naming the worker otherwise).
 ``/tallies/recycled-content``, ``/tallies/recovery-efficiency``, ``/tallies/disclosure``: the
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connectors.exports.passport_page import passport_page, prefers_html
 from streams.domain.routing import lot_key, operator_key
 
 if TYPE_CHECKING:
@@ -34,6 +37,14 @@ def application(processors: Processors) -> web.Application:
     async def passport(request: web.Request) -> web.Response:
         battery_id = request.match_info["id"]
         return _found(processors.passport(battery_id), f"battery {battery_id}")
+
+    async def passport_by_url(request: web.Request) -> web.Response:
+        # the URL a passport's QR code holds (streams.domain.links): HTML for a browser
+        battery_id = request.match_info["id"]
+        doc = processors.passport(battery_id)
+        if doc is not None and prefers_html(request.headers.get("Accept", "")):
+            return web.Response(text=passport_page(doc), content_type="text/html")
+        return _found(doc, f"battery {battery_id}")
 
     async def lot(request: web.Request) -> web.Response:
         lot_id = request.match_info["id"]
@@ -68,6 +79,7 @@ def application(processors: Processors) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/passports/{id}", passport)
+    app.router.add_get("/passport/{id:.+}", passport_by_url)
     app.router.add_get("/lots/{id}", lot)
     app.router.add_get("/operators/{id}", operator)
     app.router.add_get("/tallies/recycled-content", recycled_content)

@@ -53,6 +53,10 @@ def test_the_demo_shows_the_whole_system_and_leaves_nothing_running() -> None:
         ]
         assert shares and max(shares) > 0, f"{region}: no recycled content"
         assert r["open_alerts"].get("outflow", 0) >= 1, region
+        # the EU recycler's attempt to sell black mass outside the OECD; Japan's ledger holds
+        # the mirrored shipment and lot, and judges it alike
+        illegal = r["legality"]["illegal_exports"]
+        assert [i["subject"] for i in illegal] == ["lot/EU-BM-0000"], region
         assert r["recovery"], region
     # the loops cross the border both ways, and both regions' ledgers say the same of them
     alliance = summary["alliance"]

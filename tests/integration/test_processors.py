@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,16 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
         tally = seen["recycled-content"][f"{scenarios.MAKER}|BPNS0000000PCK01|REF-PACK|2031"]
         assert tally["metals"]["nickel"]["meets_2036"] is True
         assert worker.get("/passports/PACK-1")["manufacturer_certified_at_manufacture"] is True
+        # The URL a passport's QR code holds answers JSON, or HTML for a browser.
+        assert passport["url"] == "http://127.0.0.1:6066/passport/PACK-1"
+        assert worker.get("/passport/PACK-1") == worker.get("/passports/PACK-1")
+        page = urllib.request.Request(
+            f"http://127.0.0.1:{worker.port}/passport/PACK-1",
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+        )
+        with urllib.request.urlopen(page, timeout=10) as answer:
+            assert answer.headers["Content-Type"].startswith("text/html")
+            assert "<h1>Battery passport PACK-1</h1>" in answer.read().decode()
         metrics = worker.get("/metrics")
         assert f'batteryloop_dead_letters_total{{topic="{extraction}"}} 3.0' in metrics
         # After the grace period (2 s here) the worker's tick raises the unresolved reference.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from connectors.cli.options import (
@@ -13,6 +14,7 @@ from connectors.cli.options import (
     command,
     connect_timeout,
 )
+from connectors.exports.passport_page import QR_FORMATS
 from connectors.kafka import clients
 from connectors.settings import Settings
 
@@ -28,6 +30,9 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     from streams.domain.quantities import micros
 
     settings = Settings.from_env()
+    if args.qr is not None and args.qr.suffix.lower() not in QR_FORMATS:
+        print(f"batteryloop: --qr {args.qr}: write a .png or an .svg file", file=sys.stderr)
+        return 2
     config = client_config(args, args.region, settings)
     clients.check_reachable(config, connect_timeout(args, settings))
     key = args.battery_id.encode()
@@ -49,6 +54,8 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     operator = operators.get(manufacturer)
     manufacturer = None if operator is None else json.loads(operator)
     passport = with_certification(passport, manufacturer, micros(datetime.now(UTC)))
+    if args.qr is not None:
+        _write_qr(passport, args.battery_id, settings, args.qr)
     if args.format == "catenax":
         from connectors.exports.passport import catenax_battery_pass
 
@@ -70,11 +77,24 @@ def cmd_passport(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _write_qr(passport: dict[str, object], battery_id: str, settings: Settings, path: Path) -> None:
+    from connectors.exports.passport_page import write_qr
+    from streams.domain.links import passport_url
+
+    # The URL the processors put in the passport; one published before passports carried a
+    # URL gets the one the settings give.
+    url = passport.get("url")
+    if not isinstance(url, str):
+        url = passport_url(settings.passport_base_url, battery_id)
+    write_qr(url, path)
+    print(f"batteryloop: wrote the QR code of {url} to {path}", file=sys.stderr)
+
+
 def register(sub: Subcommands) -> None:
     passport = command(
         sub,
         "passport",
-        "print a battery's passport as JSON",
+        "print a battery's passport as JSON, or write its QR code",
         cmd_passport,
         description=(
             "Print the latest passport of a battery from the compacted passports topic, with "
@@ -93,6 +113,14 @@ def register(sub: Subcommands) -> None:
         help="json: batteryloop's passport (default); catenax: shaped after the Catena-X "
         "Battery Pass aspect urn:samm:io.catenax.battery.battery_pass:6.1.0 (only what there "
         "is data for); ouranos-cfp: the carbon footprint as Ouranos CFP entries",
+    )
+    passport.add_argument(
+        "--qr",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the QR code of the passport's URL to FILE, PNG or SVG by its "
+        "extension (.png, .svg); the URL's base is BATTERYLOOP_PASSPORT_BASE_URL",
     )
     passport.add_argument(
         "--timeout", type=float, default=60.0, help="give up reading after this many seconds"

@@ -59,6 +59,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         batch_size=args.batch_size,
         commit_interval=args.commit_interval,
         schema_registry_url=settings.schema_registry_url,
+        passport_base_url=args.passport_base_url or settings.passport_base_url,
         kafka={k: v for k, v in config.items() if k != "bootstrap.servers"},
     )
     run_worker(options)
@@ -130,6 +131,13 @@ def register(sub: Subcommands) -> None:
     )
     worker.add_argument(
         "--web-host", default="127.0.0.1", help="HTTP bind address (default %(default)s)"
+    )
+    worker.add_argument(
+        "--passport-base-url",
+        default=None,
+        help="base of the passports' resolvable URLs, as their QR codes hold them "
+        "(default: BATTERYLOOP_PASSPORT_BASE_URL, else http://127.0.0.1:6066); the views "
+        "answer <base>/passport/ID",
     )
     worker.add_argument(
         "--grace-seconds",

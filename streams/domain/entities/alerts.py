@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from schemas.rules.countries import alliance
 from schemas.values import ALLIANCE_COUNTRIES
 from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.messages import Shipped
@@ -156,6 +157,8 @@ def outflow_alert(key: str, shipment: Shipped, what: str) -> Document:
         to_country=shipment.to_country,
         mass_kg=kg_from_grams(shipment.grams),
         hs_code=shipment.hs_code,
+        rule="alliance-outflow",
+        data=[alliance().cite()],
     )
 
 

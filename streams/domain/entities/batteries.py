@@ -32,6 +32,7 @@ from streams.domain.entities.genealogy import (
     revision,
     sorted_profile,
 )
+from streams.domain.entities.legality import waste_battery_export_alerts
 from streams.domain.entities.provenance import PASSPORT_SHOWS, keep, preferred
 from streams.domain.entities.upstream import (
     hold_absence,
@@ -39,6 +40,7 @@ from streams.domain.entities.upstream import (
     missing_view,
     send_absence,
 )
+from streams.domain.links import passport_url
 from streams.domain.messages import (
     Absence,
     DisclosureContribution,
@@ -303,11 +305,14 @@ def _outflows(
 ) -> dict[str, Document]:
     """Shipments of the battery, while it was waste, out of the alliance."""
     what = f"waste battery {battery_id}"
-    return {
-        f"outflow/{eid}": outflow_alert(key, shipment, what)
+    as_waste = {
+        eid: shipment
         for eid, shipment in sorted(state.shipments.items())
         if is_outflow(shipment) and status_at(timeline, shipment.occurred_at) == "waste"
     }
+    alerts = {f"outflow/{eid}": outflow_alert(key, s, what) for eid, s in as_waste.items()}
+    alerts.update(waste_battery_export_alerts(key, battery_id, as_waste))
+    return alerts
 
 
 def _references(state: BatteryState) -> list[str]:
@@ -537,6 +542,7 @@ def passport_parts(
         "passport_id": passports[-1],
         "predecessor_passport_id": passports[-2] if len(passports) > 1 else None,
         "passport_history": passports,
+        "url": passport_url(cfg.passport_base_url, battery_id),
         "category": made.category,
         "level": made.level,
         "model": made.model,

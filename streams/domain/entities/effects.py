@@ -21,6 +21,9 @@ class Config:
     #: The ledger's own region (``"EU"``, ``"JP"``): documents of lots and batteries created in
     #: the other region say ``replica``. None for a ledger of every region (a reference).
     region: str | None = None
+    #: Base of the passports' resolvable URLs (:mod:`streams.domain.links`): where the
+    #: worker's views, or a resolver in front of them, answer.
+    passport_base_url: str = "http://127.0.0.1:6066"
 
 
 @dataclass

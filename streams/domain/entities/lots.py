@@ -28,6 +28,7 @@ from streams.domain.entities.genealogy import (
     revision,
     sorted_profile,
 )
+from streams.domain.entities.legality import black_mass_export_alerts, classification_view
 from streams.domain.entities.provenance import keep
 from streams.domain.entities.upstream import (
     hold_absence,
@@ -296,11 +297,16 @@ def _outflows(
     ):
         return {}
     what = f"{created.form.replace('_', ' ')} lot {lot_id}"
-    return {
+    alerts = {
         f"outflow/{eid}": outflow_alert(key, shipment, what)
         for eid, shipment in sorted(state.shipments.items())
         if is_outflow(shipment)
     }
+    if created.form == "black_mass":
+        alerts.update(
+            black_mass_export_alerts(key, lot_id, created.classification, state.shipments)
+        )
+    return alerts
 
 
 def handle_lot(
@@ -378,5 +384,12 @@ def lot_view(
         "missing_inputs": missing,
         "missing_upstream": missing_view(profile.missing_upstream),
         "missing_upstream_more": profile.missing_upstream_more,
+        # A classified black mass says how it is classed (absent otherwise: other lots'
+        # documents stay as they were).
+        **(
+            {}
+            if created.classification is None
+            else {"classification": classification_view(created.classification)}
+        ),
         **provenance.view(created.region, cfg, facts, profile.regions, provenance.LOT_SHOWS),
     }

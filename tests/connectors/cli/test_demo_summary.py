@@ -72,3 +72,29 @@ def test_the_summary_counts_removed_confidential_values_not_every_redaction() ->
         },
     }
     assert totals.redacted == 10  # what the old count called "confidential field values"
+
+
+def test_the_legality_section_lists_each_illegal_export_with_its_rule_and_data() -> None:
+    import io
+
+    from connectors.cli.demo import _print_legality, legality_summary
+    from connectors.ingest.simulator import simulate
+    from schemas.values import Region
+    from streams.domain.entities.effects import Config
+    from streams.domain.local import LocalLedger
+
+    summaries = {}
+    for region in Region:
+        ledger = LocalLedger(Config(grace_ms=60_000))
+        ledger.submit(simulate(20, years=1, bad_share=0).by_region(region))
+        ledger.run()
+        summaries[region.value] = {"legality": legality_summary(ledger.output("alerts").values())}
+    eu, jp = (summaries[r]["legality"]["illegal_exports"] for r in ("EU", "JP"))
+    assert [i["subject"] for i in eu] == ["lot/EU-BM-0000"] and jp == []
+    assert eu[0]["data"] == ["oecd_members 2021-05-25", "alliance_members 2020-02-01"]
+    out = io.StringIO()
+    _print_legality(summaries, out.write)
+    text = out.getvalue()
+    assert "== export legality ==" in text
+    assert "EU: 1 illegal export(s)" in text and "JP: 0 illegal export(s)" in text
+    assert "rule eu-hazardous-waste-export-to-non-oecd" in text and "to IN" in text

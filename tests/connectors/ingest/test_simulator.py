@@ -74,7 +74,14 @@ def test_the_loops_close_across_the_border_without_an_unexplained_alert(
     # cross-border loop.
     uncertified = {a["subject"] for a in alerts if a["kind"] == "uncertified_operator"}
     assert uncertified == {f"operator/{CASTS[r].mine_out.operator_id}" for r in Region}
-    assert set(kinds) == {"outflow", "uncertified_operator"}
+    # The EU recycler first tries to sell that lot outside the OECD: an illegal export, and
+    # one more outflow (Japan's sale to China is not judged by the EU's rule).
+    illegal = [a for a in alerts if a["kind"] == "illegal_export"]
+    assert [a["subject"] for a in illegal] == ["lot/EU-BM-0000"]
+    assert illegal[0]["details"]["to_country"] == "IN"
+    assert illegal[0]["details"]["classification"]["waste_code"] == "19 12 11*"
+    assert lots["EU-BM-0000"]["classification"]["hazardous"] is True
+    assert set(kinds) == {"outflow", "illegal_export", "uncertified_operator"}
     for lot in lots.values():
         assert Decimal(lot["remaining_kg"]) >= 0, lot["lot_id"]
     passports = ledger.output("passports")
@@ -145,7 +152,9 @@ def test_alone_a_region_misses_exactly_the_partners_side_of_the_loops(region: Re
     alerts = open_alerts(ledger)
     kinds = Counter(a["kind"] for a in alerts)
     assert kinds["mass_balance"] == 0
-    assert kinds["outflow"] == 1  # the exported black-mass lot
+    # the exported black-mass lot, and in the EU the attempt to sell it outside the OECD
+    assert kinds["outflow"] == (2 if region is Region.EU else 1)
+    assert kinds["illegal_export"] == (1 if region is Region.EU else 0)
     assert kinds["uncertified_operator"] == 1  # the mine outside the alliance
     unresolved = {a["subject"] for a in alerts if a["kind"] == "unresolved_reference"}
     p = partner.value

@@ -54,7 +54,9 @@ DISCLOSURE = frozenset(
     }
 )
 DISCLOSURE_KINDS = ("disclosure", "disclosure-part")
-AFTER_VERSION_1 = PROVENANCE | UPSTREAM | DISCLOSURE
+#: The passport's resolvable URL, added after version 1 (a document field, no state's).
+LINKS = frozenset({"url"})
+AFTER_VERSION_1 = PROVENANCE | UPSTREAM | DISCLOSURE | LINKS
 
 
 def before_disclosure(states: dict[str, Any]) -> dict[str, Any]:

@@ -176,3 +176,34 @@ def test_arbitrary_bytes_are_rejected_or_routed_never_raised(data: bytes, event_
     for value in (data, catalog.current(event_type).fingerprint.join([b"\xc3\x01", data])):
         ingested = INGEST.ingest([(event_topic_name(event_type), value, None)])
         assert len(ingested.rejected) + sum(ingested.routed.values()) == 1
+
+
+@given(events("shredding"))
+def test_a_version_2_shredding_reads_as_unclassified_like_the_reference(event: Event) -> None:
+    v2 = catalog.history("shredding")[1]
+    record = {**event.model_dump(), "schema_version": 2}
+    topic = event_topic_name("shredding")
+    records: list[IngestRecord] = [(topic, SERDE.encode_as(v2, record, topic), None)]
+    ingested = INGEST.ingest(records)
+    assert ingested.rejected == []
+    assert ingested.messages == reference(records)
+    created = [m for _, m in ingested.messages if isinstance(m, LotCreated)]
+    assert [c.classification for c in created] == [None]
+
+
+def test_a_classification_whose_mark_disagrees_with_its_code_is_rejected() -> None:
+    """The models refuse it; a record that bypassed them is rejected here, not routed."""
+    shredding = next(e for e in scenarios.reference() if e.event_type == "shredding")
+    record = shredding.model_dump()
+    record["classification"] = {
+        "waste_code": "19 12 11*",
+        "hazardous": False,
+        "basel_entry": "A1170",
+        "hs_code": "38249996",
+        "chemistry_family": "nmc",
+        "meets_gb_t_45203": False,
+    }
+    topic = event_topic_name("shredding")
+    ingested = INGEST.ingest([(topic, SERDE.encode_record("shredding", record, topic), None)])
+    assert ingested.messages == [] and len(ingested.rejected) == 1
+    assert "hazardous=False disagree" in ingested.rejected[0].reason

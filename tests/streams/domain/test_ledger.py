@@ -150,8 +150,13 @@ def test_outflow_of_black_mass_and_of_a_waste_battery() -> None:
         ),
     ]
     alerts = run(events).output("alerts")
-    assert set(alerts) == {f"outflow/{uid(60)}", f"outflow/{uid(61)}"}  # not a new pack, not ore
+    # not a new pack, not ore; from DE to CN, outside the OECD, the black mass (unclassified:
+    # presumed hazardous) and the waste battery are also illegal exports
+    outflows = {f"outflow/{uid(60)}", f"outflow/{uid(61)}"}
+    illegal = {f"illegal_export/{uid(60)}", f"illegal_export/{uid(61)}"}
+    assert set(alerts) == outflows | illegal
     assert alerts[f"outflow/{uid(61)}"]["subject"] == "battery/OLD-PACK-1"
+    assert alerts[f"illegal_export/{uid(61)}"]["subject"] == "battery/OLD-PACK-1"
 
 
 def test_unresolved_reference_waits_for_the_grace_period_then_resolves_late() -> None:

@@ -1,0 +1,1 @@
+"""Versioned reference data that rules read (JSON files here), and their loaders."""
