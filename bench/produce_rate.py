@@ -1,19 +1,24 @@
 """Produce rate of the event SDK against raw confluent-kafka, same broker, same run.
 
-    python bench/produce_rate.py [--events N] [--backend tansu|noida]
+    python bench/produce_rate.py [--events N] [--repeats R] [--backend tansu|noida]
 
 Three ways to publish the same N manufacture events to one embedded broker:
-  raw      confluent-kafka Producer with bytes encoded beforehand (the ceiling)
-  encode   confluent-kafka Producer + our serde on records already shaped (no validation)
-  sdk      EventProducer.publish(event) on pydantic events (serde + keying + safety settings)
-Events are built before timing starts; the timer covers produce + flush.
+  raw           confluent-kafka Producer with bytes encoded beforehand (the ceiling)
+  publish       EventProducer.publish(event), one call per pydantic event
+  publish_many  EventProducer.publish_many(events), the whole list in one call
+The SDK runs encode (generated Avro writers), key and topic per event, with its safety
+settings (acks=all, idempotence), which raw uses too. Events are built before timing starts;
+the timer covers producer creation, produce and flush. The three run in turn, R rounds, so
+that the machine's load changes touch all three alike; min/median/max per way.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.workload
@@ -26,6 +31,8 @@ from connectors.kafka.embedded import BACKENDS, EmbeddedBroker  # noqa: E402
 from schemas.events import ManufactureEvent  # noqa: E402
 from schemas.serde import Serde  # noqa: E402
 from schemas.topics import EVENT_TOPICS  # noqa: E402
+
+WAYS = ("raw", "publish", "publish_many")
 
 
 def make_events(n: int) -> list[ManufactureEvent]:
@@ -41,12 +48,51 @@ def make_events(n: int) -> list[ManufactureEvent]:
     )
 
 
-def timed(label: str, n: int, fn) -> float:
+def timed(n: int, fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
-    rate = n / (time.perf_counter() - start)
-    print(f"  {label:8} {rate:>10,.0f} events/s")
-    return rate
+    return n / (time.perf_counter() - start)
+
+
+def rates(n: int, backend: str, repeats: int = 3) -> dict[str, list[float]]:
+    """Events per second of each way, ``repeats`` rounds of the three in turn, one broker."""
+    events = make_events(n)
+    topic = EVENT_TOPICS["manufacture"].name
+    serde = Serde()
+    encoded = [(e.key().encode(), serde.encode(e, topic)) for e in events]
+    out: dict[str, list[float]] = {way: [] for way in WAYS}
+    with EmbeddedBroker(backend=backend) as broker:
+        config = {"bootstrap.servers": broker.bootstrap}
+        create_missing(config)
+
+        def raw() -> None:
+            producer = clients.producer({**config, **DEFAULTS, **ENFORCED})
+            for key, value in encoded:
+                clients.produce(producer, topic, value, key)
+                producer.poll(0)
+            if producer.flush(60) != 0:
+                raise RuntimeError("raw produce: records not acknowledged after 60 s")
+
+        def publish() -> None:
+            with EventProducer(config, serde) as producer:
+                for event in events:
+                    producer.publish(event)
+
+        def publish_many() -> None:
+            with EventProducer(config, serde) as producer:
+                report = producer.publish_many(events)
+            if report.queued != n:
+                raise RuntimeError(f"publish_many queued {report.queued} of {n}")
+
+        ways = {"raw": raw, "publish": publish, "publish_many": publish_many}
+        for _ in range(repeats):
+            for way in WAYS:
+                out[way].append(timed(n, ways[way]))
+    return out
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):>9,.0f} {statistics.median(values):>9,.0f} {max(values):>9,.0f}"
 
 
 def main() -> None:
@@ -54,44 +100,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="tansu")
     args = parser.parse_args()
-    n = args.events
-    events = make_events(n)
-    topic = EVENT_TOPICS["manufacture"].name
-    serde = Serde()
-    records = [e.model_dump() for e in events]
-    encoded = [(e.key().encode(), serde.encode(e, topic)) for e in events]
-
-    with EmbeddedBroker(backend=args.backend) as broker:
-        config = {"bootstrap.servers": broker.bootstrap}
-        create_missing(config)
-        print(f"{n:,} manufacture events ({len(encoded[0][1])} bytes each) to {args.backend}")
-
-        def produce_all(items):
-            producer = clients.producer({**config, **DEFAULTS, **ENFORCED})
-            for key, value in items:
-                clients.produce(producer, topic, value, key)
-                producer.poll(0)
-            assert producer.flush(60) == 0
-
-        raw = timed("raw", n, lambda: produce_all(encoded))
-        enc = timed(
-            "encode",
-            n,
-            lambda: produce_all(
-                (e.key().encode(), serde.encode_record("manufacture", r, topic))
-                for e, r in zip(events, records, strict=True)
-            ),
+    found = rates(args.events, args.backend, args.repeats)
+    print(f"{args.events:,} manufacture events to {args.backend}, {args.repeats} rounds")
+    print(f"  {'events/s':14} {'min':>9} {'median':>9} {'max':>9}")
+    for way in WAYS:
+        print(f"  {way:14} {spread(found[way])}")
+    raw = statistics.median(found["raw"])
+    for way in WAYS[1:]:
+        ratios = [r / w for r, w in zip(found[way], found["raw"], strict=True)]
+        print(
+            f"  {way}/raw: median of medians {statistics.median(found[way]) / raw:.2f}, "
+            f"per round {', '.join(f'{x:.2f}' for x in ratios)}"
         )
-
-        def sdk_run():
-            with EventProducer(config, serde) as producer:
-                for event in events:
-                    producer.publish(event)
-
-        sdk = timed("sdk", n, sdk_run)
-        print(f"  ratios: encode/raw {enc / raw:.2f}, sdk/raw {sdk / raw:.2f}")
 
 
 if __name__ == "__main__":

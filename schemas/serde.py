@@ -18,7 +18,10 @@ policy (``batteryloop.shared.*``, see ``connectors/mirror/policy.py``). A shared
 decoded with its own schema, not resolved to the private one (which it deliberately lacks
 fields of); the fields it lacks are the models' optional confidential ones.
 
-The body is fastavro's schemaless encoding with parsed schemas cached once per process. Data
+The body of an event is written by a writer generated per schema (:mod:`schemas.writer`, the
+same bytes as fastavro's schemaless encoding, several times faster); records given as dicts
+(:meth:`Serde.encode_record`, :meth:`Serde.encode_as`) are written by fastavro, with parsed
+schemas cached once per process. Data
 written with an older version of a schema is resolved to the current version on decoding.
 
 :meth:`Serde.decode_plain` is the processors' hot path: the same framing and schemas, read by
@@ -37,10 +40,11 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from pydantic import ValidationError
 
-from schemas import catalog, plain
+from schemas import catalog, plain, writer
 from schemas.catalog import SchemaVersion
 from schemas.events import EVENT_MODELS, Event
 from schemas.plain import PlainDecodeError, PlainReader
+from schemas.writer import ModelWriter
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -94,6 +98,9 @@ class Serde:
         self._plain_single: dict[bytes, tuple[str, PlainReader, bool]] = {}
         self._plain_by_id: dict[int, tuple[str, PlainReader, bool]] = {}
         self._shared = {s.fingerprint: s for s in shared}
+        # (event_type, topic) -> (generated writer, framing header); writers per event type
+        self._writers: dict[tuple[str, str], tuple[ModelWriter, bytes]] = {}
+        self._writer_by_type: dict[str, ModelWriter] = {}
         # "ExtractionEvent" -> "extraction": private and shared schemas share the short name
         self._type_by_record_name = {
             _short(catalog.current(t).raw["name"]): t for t in EVENT_MODELS
@@ -108,7 +115,26 @@ class Serde:
     # --- encoding --------------------------------------------------------------------------
 
     def encode(self, event: Event, topic: str) -> bytes:
-        return self.encode_record(event.event_type, event.model_dump(), topic)
+        """Encode a validated event under its type's current schema, by the writer generated
+        for that schema (:mod:`schemas.writer`: the model's attributes, no ``model_dump``).
+
+        Raises :class:`~schemas.writer.AvroWriteError` for a value the schema cannot hold.
+        """
+        entry = self._writers.get((event.event_type, topic))
+        if entry is None:
+            entry = self._writer_entry(event.event_type, topic)
+        write, header = entry
+        return write(event, header)
+
+    def _writer_entry(self, event_type: str, topic: str) -> tuple[ModelWriter, bytes]:
+        """The writer of ``event_type``'s current schema and the framing for ``topic``
+        (registering the schema first with a registry), cached per pair."""
+        schema = catalog.current(event_type)
+        write = self._writer_by_type.get(event_type)
+        if write is None:
+            write = self._writer_by_type[event_type] = writer.writer(schema.raw)
+        entry = self._writers[(event_type, topic)] = (write, self.header(schema, topic))
+        return entry
 
     def encode_record(self, event_type: str, record: dict[str, Any], topic: str) -> bytes:
         """Encode a record already shaped like the event type's model (no validation)."""

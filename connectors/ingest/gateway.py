@@ -46,6 +46,7 @@ from schemas.events import ANY_EVENT, EVENT_MODELS, Event
 from schemas.serde import Serde
 from schemas.topics import EVENT_TOPICS
 from schemas.values import Region
+from schemas.writer import AvroWriteError
 
 MAX_BATCH = 10_000
 JSON = "application/json"
@@ -120,6 +121,18 @@ class RawItem:
     not_json: str | None = None
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """An event this request claimed the id of: the first claim publishes it, a later one
+    (a duplicate) waits for the same outcome."""
+
+    event: Event
+    topic: str
+    value: bytes
+    outcome: asyncio.Future[Delivered | Undelivered]
+    first: bool
+
+
 @dataclass
 class Refusal(Exception):
     status: int
@@ -188,7 +201,7 @@ class Gateway:
 
     async def _shutdown(self, app: web.Application) -> None:
         # Runs once the listening socket is closed; requests waiting for a delivery now wait
-        # at most until the end of the grace period (see _settle).
+        # at most until the end of the grace period (see _settle_all).
         self._stopping.set()
 
     async def _stop(self, app: web.Application) -> None:
@@ -243,7 +256,9 @@ class Gateway:
         return await self._answer_batch(body, operator)
 
     async def _answer_one(self, value: Any, operator: str) -> web.Response:
-        result = await self._handle(RawItem(index=0, value=value), operator, at=[])
+        [result] = await self._handle_many(
+            [RawItem(index=0, value=value)], operator, by_index=False
+        )
         if result.status != 202:
             raise Refusal(result.status, result.reason or "refused", result.errors)
         body = {"accepted": 1, "event_ids": [result.event_id], **result.as_json()}
@@ -256,9 +271,7 @@ class Gateway:
             raise Refusal(422, "expected at least one event")
         if len(items) > MAX_BATCH:
             raise Refusal(413, f"at most {MAX_BATCH} events per request, not {len(items)}")
-        results = await asyncio.gather(
-            *(self._handle(item, operator, at=[item.index]) for item in items)
-        )
+        results = await self._handle_many(items, operator, by_index=True)
         statuses = {r.status for r in results}
         status = 503 if 503 in statuses else statuses.pop() if len(statuses) == 1 else 207
         accepted = [r for r in results if r.status == 202]
@@ -273,37 +286,60 @@ class Gateway:
         headers = {"Retry-After": self.retry_after()} if status == 503 else {}
         return web.json_response(body, status=status, headers=headers)
 
-    async def _handle(self, item: RawItem, operator: str, at: list[Any]) -> ItemResult:
-        result = ItemResult(index=item.index, status=422, line=item.line)
+    async def _handle_many(
+        self, items: list[RawItem], operator: str, *, by_index: bool
+    ) -> list[ItemResult]:
+        """Answer every item: validate and claim each (in order, so a repeated id within the
+        request is a duplicate of its first), queue the first claims in one pass, then wait
+        for all their delivery reports at once."""
+        results = [ItemResult(index=item.index, status=422, line=item.line) for item in items]
+        claimed: list[tuple[ItemResult, _Claim]] = []
+        for item, result in zip(items, results, strict=True):
+            claim = self._claim(item, operator, [item.index] if by_index else [], result)
+            if claim is not None:
+                claimed.append((result, claim))
+        for _, claim in claimed:
+            if claim.first:
+                await self._produce(claim)
+        outcomes = await self._settle_all([claim.outcome for _, claim in claimed])
+        for (result, claim), outcome in zip(claimed, outcomes, strict=True):
+            if not claim.first:
+                result.duplicate = isinstance(outcome, Delivered)
+            elif isinstance(outcome, Undelivered):
+                self.recent.forget(claim.event.event_id)  # the client's retry publishes again
+            if isinstance(outcome, Undelivered):
+                result.status, result.reason = 503, outcome.reason
+            else:
+                result.status, result.delivered = 202, outcome
+        return results
+
+    def _claim(
+        self, item: RawItem, operator: str, at: list[Any], result: ItemResult
+    ) -> _Claim | None:
+        """Validate and encode an item and claim its event id; None (with ``result`` saying
+        why) for an item refused here."""
         if item.not_json is not None:
             result.reason = item.not_json
             result.errors = [{"loc": at, "msg": item.not_json, "type": "json_invalid"}]
-            return result
+            return None
         try:
             event = self._validate(item.value, operator, at)
+            topic = EVENT_TOPICS[event.event_type].name
+            value = self._encode(event, topic, at)
         except Refusal as refusal:
             result.status, result.reason = refusal.status, refusal.reason
             result.errors = refusal.errors
-            return result
+            return None
         result.event_id = str(event.event_id)
-        digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+        # The content is the Avro record: the same event in other JSON (trailing zeros, another
+        # time zone for the same instant) is the same content, as its derived event id says.
+        digest = hashlib.sha256(value).hexdigest()
         entry, first = self.recent.claim(event.event_id, digest)
         if entry.digest != digest:
             result.status = 409
             result.reason = "this event_id was already used for an event with other content"
-            return result
-        if first:
-            outcome = await self._publish(event, entry.outcome)
-            if isinstance(outcome, Undelivered):
-                self.recent.forget(event.event_id)  # the client's retry publishes again
-        else:
-            outcome = await self._settle(entry.outcome)
-            result.duplicate = isinstance(outcome, Delivered)
-        if isinstance(outcome, Undelivered):
-            result.status, result.reason = 503, outcome.reason
-        else:
-            result.status, result.delivered = 202, outcome
-        return result
+            return None
+        return _Claim(event, topic, value, entry.outcome, first)
 
     def _validate(self, body: Any, operator: str, at: list[Any]) -> Event:
         where = "event" + "".join(f" {p}" for p in at)
@@ -330,17 +366,24 @@ class Gateway:
             )
         return event
 
-    async def _publish(
-        self, event: Event, outcome: asyncio.Future[Delivered | Undelivered]
-    ) -> Delivered | Undelivered:
+    def _encode(self, event: Event, topic: str, at: list[Any]) -> bytes:
+        try:
+            return self.serde.encode(event, topic)
+        except AvroWriteError as exc:
+            where = "event" + "".join(f" {p}" for p in at)
+            errors = [{"loc": at, "msg": str(exc), "type": "avro_value"}]
+            raise Refusal(422, f"{where} cannot be written in its schema", errors) from None
+
+    async def _produce(self, claim: _Claim) -> None:
+        """Queue a claimed event; its delivery report resolves ``claim.outcome``. A full local
+        queue waits for the poller to make room, until the delivery timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.delivery_timeout
-        topic = EVENT_TOPICS[event.event_type].name
-        value, key = self.serde.encode(event, topic), event.key().encode()
+        key, outcome = claim.event.key().encode(), claim.outcome
         while not outcome.done():
             try:
                 if clients.try_produce(
-                    self.producer, topic, value, key, on_delivery=_resolver(outcome)
+                    self.producer, claim.topic, claim.value, key, on_delivery=_resolver(outcome)
                 ):
                     break
             except KafkaException as exc:
@@ -350,30 +393,34 @@ class Gateway:
             if loop.time() > deadline or self._stopping.is_set():
                 outcome.set_result(Undelivered("the producer queue stayed full"))
             await asyncio.sleep(0.01)
-        return await self._settle(outcome)
 
-    async def _settle(
-        self, outcome: asyncio.Future[Delivered | Undelivered]
-    ) -> Delivered | Undelivered:
-        """The delivery report, which librdkafka gives within the delivery timeout (plus its
+    async def _settle_all(
+        self, outcomes: list[asyncio.Future[Delivered | Undelivered]]
+    ) -> list[Delivered | Undelivered]:
+        """The delivery reports, which librdkafka gives within the delivery timeout (plus its
         once-a-second timeout scan); a shutdown cuts the wait short at the grace period's end.
-        Shielded: a client hanging up must not cancel the outcome other requests wait for."""
-        waiting: asyncio.Future[Any] = asyncio.shield(outcome)
-        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._grace_over())
-        try:
-            await asyncio.wait(
-                [waiting, stopping],
-                timeout=self.delivery_timeout + 5,  # a backstop only; the report comes first
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            stopping.cancel()
-        if outcome.done():
-            return outcome.result()
-        waiting.cancel()
-        if self._stopping.is_set():
-            return Undelivered("the gateway is stopping and the cluster has not acknowledged")
-        return Undelivered(f"no acknowledgement within {self.delivery_timeout:g} s")
+        One wait for them all; an outcome is never cancelled here, since another request may
+        wait for it too (a duplicate in flight)."""
+        waiting = [o for o in outcomes if not o.done()]
+        if waiting:
+            every: asyncio.Future[Any] = asyncio.gather(*waiting)
+            stopping: asyncio.Future[Any] = asyncio.ensure_future(self._grace_over())
+            try:
+                await asyncio.wait(
+                    [every, stopping],
+                    timeout=self.delivery_timeout + 5,  # a backstop only; the reports come first
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                stopping.cancel()
+        if all(o.done() for o in outcomes):
+            return [o.result() for o in outcomes]
+        missing = (
+            Undelivered("the gateway is stopping and the cluster has not acknowledged")
+            if self._stopping.is_set()
+            else Undelivered(f"no acknowledgement within {self.delivery_timeout:g} s")
+        )
+        return [o.result() if o.done() else missing for o in outcomes]
 
     async def _grace_over(self) -> None:
         await self._stopping.wait()

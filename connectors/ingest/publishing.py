@@ -17,8 +17,12 @@ from connectors.ingest.files import RejectedLine, byte_lines, open_source, read_
 from connectors.ingest.producer import EventProducer, FailedDelivery
 from connectors.kafka.clients import check_reachable
 from connectors.progress import Progress
+from schemas.events import Event
 from schemas.serde import Serde
 from schemas.values import Region
+
+#: Valid lines are published in chunks of this many per region (EventProducer.publish_many).
+CHUNK = 500
 
 
 class RegionMismatch(ValueError):
@@ -120,6 +124,8 @@ def publish_file(
         except Exception:
             # The run stops here; what was queued for the other region is delivered and the
             # report says what became of it, before the error is raised.
+            for waiting in [r for r in pending if r in producers]:
+                publish_pending(waiting)
             for other in producers.values():
                 other.flush()
                 report.unknown += other.unknown
@@ -128,6 +134,17 @@ def publish_file(
             raise
         producer = producers[region] = EventProducer(config, serde, on_failure=delivery_failed)
         return producer
+
+    # region -> (events, their (line number, label)) waiting for publish_many
+    pending: dict[Region, tuple[list[Event], list[tuple[int, str]]]] = {}
+
+    def publish_pending(region: Region) -> None:
+        events, contexts = pending.pop(region)
+        result = producers[region].publish_many(events, contexts)
+        for index, reason in result.refused:  # a value the schema cannot hold
+            number, label = contexts[index]
+            report.queued[label] -= 1
+            reject(RejectedLine(number, reason, events[index].model_dump_json()))
 
     with ExitStack() as stack:
         if str(path) == "-":
@@ -153,13 +170,19 @@ def publish_file(
                         reject(RejectedLine(number, str(exc), item.model_dump_json()))
                         continue
                 label = f"{item.region.value} {item.event_type}"
-                producer.publish(item, context=(number, label))
+                events, contexts = pending.setdefault(item.region, ([], []))
+                events.append(item)
+                contexts.append((number, label))
                 report.queued[label] += 1
+                if len(events) >= CHUNK:
+                    publish_pending(item.region)
             progress.update(
                 counting.read,
                 f"{sum(report.queued.values())} queued, {len(report.failed)} failed, "
                 f"{len(report.rejected)} rejected",
             )
+        for region in list(pending):
+            publish_pending(region)
         for producer in producers.values():
             producer.flush()
             report.unknown += producer.unknown

@@ -19,6 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +364,17 @@ def test_a_repeated_event_id_is_published_once(broker: EmbeddedBroker, gateway: 
     other = {**as_json(sequential), "mass_kg": str(ore.mass_kg + 1)}
     status, body = post(gateway + "/events", other, token=MINER_TOKEN)
     assert status == 409 and "other content" in body["error"]
+
+    # The same content in other JSON (trailing zeros, the same instant in another zone) is the
+    # same event: a duplicate, as its derived event id would say.
+    moved = sequential.occurred_at.astimezone(timezone(timedelta(hours=9)))
+    same = {
+        **as_json(sequential),
+        "mass_kg": f"{sequential.mass_kg:.3f}0",
+        "occurred_at": moved.isoformat(),
+    }
+    status, body = post(gateway + "/events", same, token=MINER_TOKEN)
+    assert status == 202 and body["duplicate"] is True, body
 
     for event in (sequential, concurrent, twice):
         assert records_of(broker, str(event.event_id)) == 1

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.ingest.files import read_jsonl
-from connectors.ingest.producer import DeliveryError, EventProducer
+from connectors.ingest.producer import BatchReport, DeliveryError, EventProducer, FailedDelivery
 from connectors.ingest.publishing import publish_file
 from connectors.kafka.admin import create_missing, describe
 from connectors.kafka.consume import read_from_start
@@ -41,8 +41,13 @@ def test_topics_are_provisioned_idempotently(broker: EmbeddedBroker) -> None:
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.tuples(*(st.lists(events(t), min_size=1, max_size=4) for t in EVENT_TYPES)))
-def test_every_event_type_round_trips_keyed_to_its_topic(broker: EmbeddedBroker, batch) -> None:
+@given(
+    st.tuples(*(st.lists(events(t), min_size=1, max_size=4) for t in EVENT_TYPES)),
+    st.sampled_from(["publish", "publish_many"]),
+)
+def test_every_event_type_round_trips_keyed_to_its_topic(
+    broker: EmbeddedBroker, batch, way: str
+) -> None:
     # fresh ids: events already on the topics from earlier examples are told apart by them
     sent = {
         e.event_id: e
@@ -50,8 +55,7 @@ def test_every_event_type_round_trips_keyed_to_its_topic(broker: EmbeddedBroker,
         for e in (x.model_copy(update={"event_id": uuid.uuid4()}) for x in es)
     }
     with EventProducer(config(broker)) as producer:
-        for event in sent.values():
-            producer.publish(event)
+        publish(producer, way, list(sent.values()))
     assert producer.delivered == len(sent)
 
     serde = Serde()
@@ -84,13 +88,15 @@ def test_every_event_type_round_trips_keyed_to_its_topic(broker: EmbeddedBroker,
 @settings(
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(events("manufacture"), min_size=1, max_size=20))
-def test_many_events_of_one_battery_keep_their_order(broker: EmbeddedBroker, evs) -> None:
+@given(
+    st.lists(events("manufacture"), min_size=1, max_size=20),
+    st.sampled_from(["publish", "publish_many"]),
+)
+def test_many_events_of_one_battery_keep_their_order(broker: EmbeddedBroker, evs, way) -> None:
     battery = f"B-{uuid.uuid4()}"
     ordered = [e.model_copy(update={"battery_id": battery}) for e in evs]
     with EventProducer(config(broker)) as producer:
-        for event in ordered:
-            producer.publish(event)
+        publish(producer, way, ordered)
     topic = EVENT_TOPICS["manufacture"].name
     serde = Serde()
     got = [
@@ -100,6 +106,32 @@ def test_many_events_of_one_battery_keep_their_order(broker: EmbeddedBroker, evs
         )
     ]
     assert [e.event_id for e in got] == [e.event_id for e in ordered]
+
+
+def publish(producer: EventProducer, way: str, events: list[Event]) -> None:
+    if way == "publish_many":
+        assert producer.publish_many(events) == BatchReport(queued=len(events))
+    else:
+        for event in events:
+            producer.publish(event)
+
+
+def test_publish_many_reports_refusals_and_failures_per_item(sample_event) -> None:
+    too_big = sample_event.model_copy(update={"schema_version": 2**40})  # valid, not an Avro int
+    broker = EmbeddedBroker(backend="tansu").start()
+    failed: list[FailedDelivery] = []
+    producer = EventProducer(
+        {"bootstrap.servers": broker.bootstrap, "message.timeout.ms": "1500"},
+        on_failure=failed.append,
+    )
+    broker.stop()
+    report = producer.publish_many([sample_event, too_big, sample_event], ["a", "b", "c"])
+    assert report.queued == 2
+    [(index, reason)] = report.refused
+    assert index == 1 and "does not fit an Avro int" in reason
+    producer.flush(10)
+    assert sorted(f.context for f in failed) == ["a", "c"]
+    assert {f.topic for f in failed} == {"batteryloop.events.extraction"}
 
 
 def test_delivery_failure_is_raised_not_swallowed(sample_event) -> None:
