@@ -126,7 +126,7 @@ class WorkerProcess(ChildProcess):
             "--session-timeout",
             "6",
             "--rebalance-timeout",
-            "8",
+            "30",
             "--loglevel",
             self.loglevel,
             *(

@@ -21,7 +21,8 @@ from schemas.events import Event
 from schemas.serde import Serde
 from schemas.values import Region
 
-#: Valid lines are published in chunks of this many per region (EventProducer.publish_many).
+#: Valid lines of a file are published in chunks of this many per region
+#: (EventProducer.publish_many); lines from standard input one by one, as they come.
 CHUNK = 500
 
 
@@ -147,9 +148,12 @@ def publish_file(
             reject(RejectedLine(number, reason, events[index].model_dump_json()))
 
     with ExitStack() as stack:
+        chunk = CHUNK
         if str(path) == "-":
             stream: BinaryIO = sys.stdin.buffer
             total = None
+            # a stream may pause for any time between lines: each line goes out as it comes
+            chunk = 1
         else:
             stream = stack.enter_context(open_source(path))
             total = os.fstat(stream.fileno()).st_size or None
@@ -174,7 +178,7 @@ def publish_file(
                 events.append(item)
                 contexts.append((number, label))
                 report.queued[label] += 1
-                if len(events) >= CHUNK:
+                if len(events) >= chunk:
                     publish_pending(item.region)
             progress.update(
                 counting.read,

@@ -223,7 +223,7 @@ def _mass(grams: int, where: str) -> int:
 
 def _share(ppm: int, where: str) -> int:
     if not 0 <= ppm <= _PPM_LIMIT:
-        raise _Invalid(f"{where}: share of {ppm} ppm is outside [0, 1]")
+        raise _Invalid(f"{where}: share of {Decimal(ppm).scaleb(-6).normalize()} is outside [0, 1]")
     return ppm
 
 
@@ -235,7 +235,8 @@ def _ppm(composition: dict[str, int], where: str) -> dict[str, int]:
             raise _Invalid(f"{where}: {metal!r} is not a metal tracked in compositions")
         total += _share(part, f"{where}.{metal}")
     if total > _PPM_LIMIT:
-        raise _Invalid(f"{where}: composition shares sum to {total} ppm, more than 1")
+        total_share = Decimal(total).scaleb(-6).normalize()
+        raise _Invalid(f"{where}: composition shares sum to {total_share}, more than 1")
     return {metal: part for metal, part in sorted(composition.items()) if part}
 
 

@@ -344,7 +344,7 @@ class Processors:
                     self._commit()
                     next_commit = now + interval
                 self.assignment.check()
-            self._commit()
+            self._commit(wait=True)
             clean = True
         finally:
             if not clean:
@@ -365,6 +365,13 @@ class Processors:
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
+                if error.code() == KafkaError._MAX_POLL_EXCEEDED:
+                    # a batch outlasted --rebalance-timeout: the group went on without this
+                    # worker, which rejoins with its next poll; what it did since its last
+                    # commit is redone by whoever holds the partitions now
+                    log.warning("%s; rejoining the group", error.str())
+                    self._on_lost(self.consumer, [])
+                    return
                 raise KafkaException(error)
             topic, partition, offset = clients.place(record)
             offsets[topic, partition] = offset + 1
@@ -458,7 +465,10 @@ class Processors:
 
     # --- closing a window -------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = False) -> None:
+        """Close the window (see the module's docstring). The offset commit is sent without
+        waiting for its answer unless ``wait`` (partitions about to go): a commit that fails
+        only means the window is redone, which changes nothing."""
         window = self.window
         if not window:
             return
@@ -490,7 +500,10 @@ class Processors:
         if window.offsets:
             offsets = [TopicPartition(t, p, o) for (t, p), o in window.offsets.items()]
             try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                if wait:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+                else:
+                    self.consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as exc:
                 # the window's output is durable; a redo after a rebalance changes nothing
                 log.warning("offset commit failed (the window will be redone): %s", exc)
@@ -591,7 +604,7 @@ class Processors:
         # what was done so far is committed while the partitions are still ours; the stores
         # stay open, in case the next assignment gives them back
         self.ready.clear()
-        self._commit()
+        self._commit(wait=True)
         self.assignment.assigned(0)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -138,7 +138,7 @@ def test_bad_records_are_rejected_with_the_reason_and_the_rest_routed(
         (_extraction_record(sample_event, mass_kg=Decimal(-1)), "mass of -1000 g is negative"),
         (
             _extraction_record(sample_event, composition={"nickel": ONE, "cobalt": ONE / 2}),
-            "composition shares sum to 1500000 ppm",
+            "composition shares sum to 1.5, more than 1",
         ),
         (_extraction_record(sample_event, composition={"gold": ONE}), "'gold' is not a metal"),
         (_extraction_record(sample_event, event_type="shipment"), "event_type 'shipment'"),
