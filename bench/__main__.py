@@ -65,9 +65,9 @@ class Sizes:
 #: chosen so that each timed worker run lasts >= ~3 s at today's rates; --quick cuts the slow
 #: references (faust textbook, Quix Streams) to one shorter run each to stay under 3 minutes
 SIZES = {
-    True: Sizes(30_000, 3_000, 1, 4_000, 10_000, 3_000, 10_000, 20_000, 4.0, 1.0, 2_000, 100_000),
+    True: Sizes(30_000, 3_000, 1, 3_000, 6_000, 2_000, 5_000, 10_000, 3.0, 1.0, 2_000, 100_000),
     False: Sizes(
-        100_000, 10_000, 0, 20_000, 60_000, 10_000, 50_000, 100_000, 10.0, 3.0, 5_000, 1_000_000
+        60_000, 6_000, 0, 10_000, 30_000, 6_000, 30_000, 50_000, 10.0, 3.0, 5_000, 1_000_000
     ),
 }
 LATENCY_RATE = 5_000.0
@@ -206,10 +206,11 @@ def mirror(sizes: Sizes, repeat: int, backend: str, progress: Progress, profile:
     n = sizes.mirror_events
     agent = events_per_s("mirror_events_per_s", "mirror agent")
     raw = events_per_s("raw_copy_events_per_s", "raw copy")
+    values = copying.mirror_values(n)
     for i in range(repeat):
         progress.show(f"mirror, run {i + 1}/{repeat}")
         try:
-            rate, copy = copying.mirror_once(n, backend)
+            rate, copy = copying.mirror_once(values, backend)
         except Exception as exc:  # reported as missing, with the reason
             agent.missing = raw.missing = f"{type(exc).__name__}: {exc}"
             break
@@ -234,10 +235,11 @@ def sdk(sizes: Sizes, repeat: int, backend: str, progress: Progress, profile: bo
     n = sizes.sdk_events
     publish = events_per_s("sdk_events_per_s", "SDK publish(event)")
     raw = events_per_s("raw_produce_events_per_s", "raw produce")
+    events, encoded = copying.sdk_events(n)
     for i in range(repeat):
         progress.show(f"sdk, run {i + 1}/{repeat}")
         try:
-            rate, copy = copying.sdk_once(n, backend)
+            rate, copy = copying.sdk_once(events, encoded, backend)
         except Exception as exc:  # reported as missing, with the reason
             publish.missing = raw.missing = f"{type(exc).__name__}: {exc}"
             break

@@ -68,16 +68,9 @@ class Workload:
 
 
 def telemetry_workload(events: int, keys: int, run: int = 0) -> Workload:
-    """The telemetry events of ``bench/processors_rate.py``, battery ids marked with ``run``."""
-    made = telemetry(events, keys)
-    if run:
-        made = [
-            e.model_copy(update={"battery_id": f"R{run}-{e.battery_id}", "event_id": uuid.uuid4()})
-            if hasattr(e, "battery_id")
-            else e
-            for e in made
-        ]
-    return Workload.encode("telemetry", made)
+    """The telemetry events of ``bench/processors_rate.py``, battery ids marked with ``run``
+    (and event ids of their own)."""
+    return Workload.encode("telemetry", telemetry(events, keys, f"R{run}-PACK-{{i:06d}}", True))
 
 
 def loops_workload(events: int, run: int = 0) -> Workload:
