@@ -1,21 +1,31 @@
 """``python -m bench``: every benchmark figure against its references, measured from outside
-(the ``batteryloop`` command, the topics), written into BENCHMARKS.md between the markers.
+(the ``batteryloop`` command, the topics), every target judged, written into BENCHMARKS.md
+between the markers.
 
-Figures (each run --repeat times, min / median / max):
+Figures (each run --repeat times, min / median / max; targets from the README):
   worker_telemetry   `batteryloop worker` (RocksDB store): battery packs, then state-of-health
                      reports; done when every passport shows its battery's last reading.
-                     References, same encoded events, same backend, same invocation:
+                     References, same job shape, same backend, same invocation:
                      raw_passthrough (confluent-kafka batch loop, no decoding: the limit),
                      faust_textbook (faust agent, fastavro, Table), quixstreams (Application,
                      RocksDB state; in its own environment, created on first use).
+                     Targets: >= 50,000 events/s, >= 35 % of raw passthrough, ahead of Quix.
   worker_loops       random closed supply-chain loops; done when every document the in-memory
                      ledger publishes for the same events is on its topic and equal.
+                     Target: >= 10,000 events/s.
   mirror             the mirror agent against a raw consume->produce copy (bench/mirror_rate.py).
+                     Target: >= 40 % of the raw copy.
   sdk                EventProducer.publish against raw produce of the same encoded events.
-  latency            state-of-health reports at a held 5,000/s; produce -> passport, p50/p99.
-  recovery           a fresh worker over 1M batteries' states in batteryloop.internal.state:
-                     start -> /readyz, and its peak RSS (reported missing until the worker
-                     keeps that changelog and answers /readyz).
+                     Target: >= 50 % of raw produce.
+  latency            state-of-health reports at a held 5,000/s after a warm-up that is not
+                     counted; produce -> passport, p50/p99. Target: p99 < 200 ms, rate held.
+  recovery           fresh workers over 1M batteries' states in batteryloop.internal.state:
+                     start -> /readyz (all 6 state partitions, passports served), peak RSS.
+                     Targets: < 60 s, < 1.5 GB.
+
+With --profile (the default of the full run) each worker figure gets one more run, not
+counted, during which py-spy samples the worker process; its top functions by own time go
+into the report.
 """
 
 from __future__ import annotations
