@@ -72,11 +72,11 @@ class Sizes:
     recovery_batteries: int
 
 
-#: chosen so that each timed worker run lasts >= ~3 s at today's rates, and the raw references
-#: of mirror and sdk >= ~1 s (below that their start-up makes the ratio); --quick runs Quix
-#: Streams once on fewer events and leaves the textbook faust agent out
+#: chosen so that each timed worker run lasts >= ~3 s at today's rates (full: the raw references
+#: of mirror and sdk >= ~1 s too; in --quick they last ~0.3-0.5 s, their ratios are rougher);
+#: --quick runs Quix Streams once on fewer events and leaves the textbook faust agent out
 SIZES = {
-    True: Sizes(30_000, 3_000, 1, 0, 6_000, 2_000, 15_000, 30_000, 3.0, 1.0, 2_000, 100_000),
+    True: Sizes(27_000, 2_700, 1, 0, 6_000, 2_000, 10_000, 15_000, 3.0, 1.0, 2_000, 50_000),
     False: Sizes(
         60_000, 6_000, 0, 10_000, 30_000, 6_000, 30_000, 50_000, 10.0, 3.0, 5_000, 1_000_000
     ),
