@@ -13,20 +13,31 @@ from connectors.ingest.producer import DEFAULTS, ENFORCED, EventProducer
 from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.embedded import EmbeddedBroker, two_regions
+from schemas.events import ManufactureEvent
 from schemas.serde import Serde
 from schemas.topics import EVENT_PARTITIONS, EVENT_TOPICS
 from schemas.values import Region
 from tests import scenarios
 
+Record = tuple[str, bytes, bytes]
 
-def mirror_once(n: int, backend: str) -> tuple[float, float]:
-    """(mirror, raw copy) events per second on ``n`` manufacture events, one pair of brokers."""
+
+def mirror_values(n: int) -> list[Record]:
+    """``n`` encoded manufacture events with confidential fields, and their maker's
+    certification (built once for every run: building is slower than mirroring)."""
     serde = Serde()
     topic = EVENT_TOPICS["manufacture"].name
     values = [(topic, e.key().encode(), serde.encode(e, topic)) for e in mirror_rate.events(n)]
     cert = scenarios.certification(mirror_rate.OPERATOR, datetime(2030, 1, 1, tzinfo=UTC), "CX-B")
     cert_topic = EVENT_TOPICS["certification"].name
     values.append((cert_topic, cert.key().encode(), serde.encode(cert, cert_topic)))
+    return values
+
+
+def mirror_once(values: list[Record], backend: str) -> tuple[float, float]:
+    """(mirror, raw copy) events per second on ``values``, one pair of fresh brokers."""
+    topic = EVENT_TOPICS["manufacture"].name
+    n = len(values) - 1  # the certification is not mirrored as an event of the count
     with two_regions(backend) as brokers:
         eu, jp = brokers[Region.EU].bootstrap, brokers[Region.JP].bootstrap
         for b in (eu, jp):
@@ -38,16 +49,25 @@ def mirror_once(n: int, backend: str) -> tuple[float, float]:
         ).values():
             future.result()
         raw = mirror_rate.raw_copy(eu, jp, topic, n)
-        rate, _ = mirror_rate.mirror(eu, jp, n, instances=1)
+        rate, _ = mirror_rate.mirror(eu, jp, n, 1)
     return rate, raw
 
 
-def sdk_once(n: int, backend: str) -> tuple[float, float]:
-    """(SDK ``publish``, raw produce of the same encoded events) events per second."""
+def sdk_events(n: int) -> tuple[list[ManufactureEvent], list[tuple[bytes, bytes]]]:
+    """``bench/produce_rate.py``'s events, and the same encoded (built once for every run)."""
     events = produce_rate.make_events(n)
     topic = EVENT_TOPICS["manufacture"].name
     serde = Serde()
-    encoded = [(e.key().encode(), serde.encode(e, topic)) for e in events]
+    return events, [(e.key().encode(), serde.encode(e, topic)) for e in events]
+
+
+def sdk_once(
+    events: list[ManufactureEvent], encoded: list[tuple[bytes, bytes]], backend: str
+) -> tuple[float, float]:
+    """(SDK ``publish``, raw produce of the same encoded events) events per second."""
+    n = len(events)
+    topic = EVENT_TOPICS["manufacture"].name
+    serde = Serde()
     with EmbeddedBroker(backend=backend) as broker:
         config = {"bootstrap.servers": broker.bootstrap}
         create_missing(config)

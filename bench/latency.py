@@ -46,7 +46,8 @@ class Window:
 class Pending:
     """Readings produced and not yet shown, per battery, in produce order."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_counted: int = 0) -> None:
+        self.first_counted = first_counted  # readings before it are the warm-up: not counted
         self.by_battery: dict[bytes, deque[tuple[int, float]]] = defaultdict(deque)
         self.latencies: list[float] = []
         self.lock = threading.Lock()
@@ -65,7 +66,9 @@ class Pending:
         with self.lock:
             queue = self.by_battery.get(key)
             while queue and queue[0][0] <= sequence:
-                self.latencies.append(at - queue.popleft()[1])
+                shown, sent = queue.popleft()
+                if shown >= self.first_counted:
+                    self.latencies.append(at - sent)
 
     def open(self) -> int:
         with self.lock:
@@ -94,11 +97,15 @@ def readings(first: int, count: int, keys: int) -> list[tuple[bytes, int, bytes]
 def paced(
     bootstrap: str, items: list[tuple[bytes, int, bytes]], rate: float, pending: Pending
 ) -> float:
-    """Produce ``items`` at ``rate`` per second (in 10 ms steps); the achieved rate."""
+    """Produce ``items`` at ``rate`` per second (in 10 ms steps); the achieved rate of the
+    counted ones (after the warm-up)."""
     producer = clients.producer({"bootstrap.servers": bootstrap, "linger.ms": 2})
     topic = event_topic_name("use_collection")
     start = time.monotonic()
+    counted_from: tuple[int, float] | None = None
     for i, (battery, sequence, value) in enumerate(items):
+        if counted_from is None and sequence >= pending.first_counted:
+            counted_from = (i, time.monotonic())
         due = start + i / rate
         now = time.monotonic()
         if due > now + 0.01:
@@ -107,18 +114,28 @@ def paced(
         clients.produce(producer, topic, value, battery)
         if i % 100 == 0:
             producer.poll(0)
-    elapsed = time.monotonic() - start
+    first, since = counted_from or (0, start)
+    elapsed = time.monotonic() - since
     producer.flush(60)
-    return len(items) / elapsed
+    return (len(items) - first) / elapsed
 
 
 def measure(
-    keys: int, rate: float, seconds: float, windows: int, backend: str, progress: Progress
+    keys: int,
+    rate: float,
+    seconds: float,
+    windows: int,
+    backend: str,
+    progress: Progress,
+    warmup: float = 0.0,
 ) -> list[Window]:
     """``windows`` consecutive windows of ``seconds`` at ``rate`` on one ready worker, each
-    drained before the next."""
+    drained before the next and each preceded by ``warmup`` seconds at the same rate whose
+    readings are not counted (the worker's first batches after a pause, caches, the
+    producer's connection)."""
     setup = Workload.encode("latency", telemetry(1 + keys, keys))  # the certification and packs
     per_window = int(rate * seconds)
+    warm = int(rate * warmup)
     results = []
     with fresh_broker(backend) as broker, tempfile.TemporaryDirectory() as tmp:
         worker = WorkerProcess(Region.EU, broker.bootstrap, Path(tmp), "rocksdb", 3600.0)
@@ -137,8 +154,9 @@ def measure(
             finally:
                 watch.close()
             for w in range(windows):
-                items = readings(1 + w * per_window, per_window, keys)
-                pending = Pending()
+                first = 1 + w * (warm + per_window)
+                items = readings(first, warm + per_window, keys)
+                pending = Pending(first + warm)
                 shown = OutputWatch(
                     broker.bootstrap, [PASSPORTS], {}, lambda *a: True, on_record=pending.shown
                 ).start()
@@ -164,8 +182,13 @@ def measure(
                         statistics.median(ms),
                         ms[min(len(ms) - 1, int(len(ms) * 0.99))],
                         achieved,
-                        len(items),
-                        pending.open(),
+                        per_window,
+                        sum(
+                            1
+                            for q in pending.by_battery.values()
+                            for n, _ in q
+                            if n >= first + warm
+                        ),
                     )
                 )
         finally:

@@ -72,7 +72,7 @@ def publish(bootstrap: str, values: list[tuple[str, bytes, bytes]]) -> None:
     producer.flush()
 
 
-def raw_copy(source: str, target: str, topic: str, n: int) -> float:
+def raw_copy(source: str, target: str, topic: str, n: int, timeout: float = 600.0) -> float:
     consumer = clients.consumer(
         {
             "bootstrap.servers": source,
@@ -92,7 +92,10 @@ def raw_copy(source: str, target: str, topic: str, n: int) -> float:
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(EVENT_PARTITIONS)])
     copied = 0
     start = time.perf_counter()
+    deadline = time.monotonic() + timeout
     while copied < n:
+        if time.monotonic() > deadline:  # a broker gone must fail the run, not hang it
+            raise TimeoutError(f"raw copy: {copied:,} of {n:,} copied after {timeout:.0f} s")
         progress(f"raw copy: {copied:,} of {n:,}")
         for m in consumer.consume(5000, 0.5):
             if m.error() is not None:
@@ -166,6 +169,8 @@ def mirror(source: str, target: str, n: int, instances: int) -> tuple[float, flo
     shown = 0.0
     while (done := sum(c[0] + c[1] for c in counts)) < n + 1:  # + the certification
         time.sleep(0.005)
+        if not any(p.is_alive() for p in processes):  # a mirror that died must not hang us
+            raise RuntimeError(f"mirror: every process exited with {done:,} of {n + 1:,} decided")
         mirrored = sum(c[0] for c in counts)
         if first is None and mirrored:
             first, first_count = time.perf_counter(), mirrored

@@ -27,6 +27,8 @@ from typing import Any
 
 from bench.harness import Expected, OutputWatch, Progress, produce_raw, wait_ready
 from bench.processors_rate import telemetry
+from bench.profiling import Sampler
+from bench.report import Profile
 from connectors.cli.processes import WorkerProcess
 from connectors.kafka.admin import create_missing
 from connectors.kafka.embedded import EmbeddedBroker, free_port
@@ -66,16 +68,9 @@ class Workload:
 
 
 def telemetry_workload(events: int, keys: int, run: int = 0) -> Workload:
-    """The telemetry events of ``bench/processors_rate.py``, battery ids marked with ``run``."""
-    made = telemetry(events, keys)
-    if run:
-        made = [
-            e.model_copy(update={"battery_id": f"R{run}-{e.battery_id}", "event_id": uuid.uuid4()})
-            if hasattr(e, "battery_id")
-            else e
-            for e in made
-        ]
-    return Workload.encode("telemetry", made)
+    """The telemetry events of ``bench/processors_rate.py``, battery ids marked with ``run``
+    (and event ids of their own)."""
+    return Workload.encode("telemetry", telemetry(events, keys, f"R{run}-PACK-{{i:06d}}", True))
 
 
 def loops_workload(events: int, run: int = 0) -> Workload:
@@ -166,26 +161,43 @@ def _timed(
 
 
 def run_worker(
-    runs: list[tuple[Workload, Expected]], backend: str, progress: Progress, timeout: float
-) -> list[float]:
+    runs: list[tuple[Workload, Expected]],
+    backend: str,
+    progress: Progress,
+    timeout: float,
+    profiled: tuple[Workload, Expected] | None = None,
+) -> tuple[list[float], Profile | None]:
     """``batteryloop worker`` (RocksDB store) on each run's workload: events per second until
-    every expected document is on its topic and equal."""
+    every expected document is on its topic and equal. With ``profiled``, one more run on the
+    same worker, sampled by py-spy and not counted in the rates, gives the profile."""
     rates = []
+    profile = None
     with fresh_broker(backend) as broker, tempfile.TemporaryDirectory() as tmp:
         worker = WorkerProcess(
             Region.EU, broker.bootstrap, Path(tmp), "rocksdb", GRACE_SECONDS, "warning"
         )
         worker.start()
         alive = lambda: _exited(worker.process, worker.log_path, "the worker")  # noqa: E731
+        every = [*runs, profiled] if profiled is not None else runs
         try:
-            for i, (workload, expected) in enumerate(runs):
-                label = f"worker {workload.name}, run {i + 1}/{len(runs)}"
+            for i, (workload, expected) in enumerate(every):
+                sampled = profiled is not None and i == len(runs)
+                label = f"worker {workload.name}, " + (
+                    "profiled run" if sampled else f"run {i + 1}/{len(runs)}"
+                )
                 check = health_check if workload.name == "telemetry" else document_check
                 topics = sorted({topic for topic, _ in expected})
                 wait_ready(worker.port, 180, alive, progress, label)
                 watch = OutputWatch(broker.bootstrap, topics, expected, check).start()
                 try:
-                    rates.append(_timed(broker, workload, watch, progress, label, alive, timeout))
+                    if sampled:
+                        with Sampler(worker.pid, Path(tmp) / "profile.txt") as sampler:
+                            _timed(broker, workload, watch, progress, label, alive, timeout)
+                        profile = sampler.profile
+                    else:
+                        rates.append(
+                            _timed(broker, workload, watch, progress, label, alive, timeout)
+                        )
                 except TimeoutError as exc:
                     log = worker.log_tail(20)
                     raise MismatchError(f"{exc}\nworker log:\n{log}") from None
@@ -193,7 +205,7 @@ def run_worker(
                     watch.close()
         finally:
             worker.stop()
-    return rates
+    return rates, profile
 
 
 class MismatchError(RuntimeError):

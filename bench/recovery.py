@@ -120,29 +120,47 @@ def fill(bootstrap: str, count: int, progress: Progress) -> int:
     return written
 
 
-def measure(count: int, backend: str, progress: Progress) -> RecoveryRun:
-    """One run; ``missing`` says why there is no number when the worker cannot do it yet."""
+def measure(count: int, backend: str, progress: Progress, runs: int = 1) -> list[RecoveryRun]:
+    """``runs`` fresh workers, one after the other, each with an empty data dir, over one
+    changelog filled once; a run's ``missing`` says why it has no number (later runs are not
+    tried after one that failed)."""
     if not registry_has_state_topic():
-        return RecoveryRun(
-            None,
-            None,
-            f"the worker keeps no state changelog {STATE_TOPIC} yet (not in the topic "
-            "registry), so a restore from it cannot be timed",
-        )
+        return [
+            RecoveryRun(
+                None,
+                None,
+                f"the worker keeps no state changelog {STATE_TOPIC} yet (not in the topic "
+                "registry), so a restore from it cannot be timed",
+            )
+        ]
+    results: list[RecoveryRun] = []
     with EmbeddedBroker(Region.EU, backend) as broker, tempfile.TemporaryDirectory() as tmp:
         config = {"bootstrap.servers": broker.bootstrap}
         create_missing(config, [*ALL_TOPICS, *mirrored_topics("JP")])
         fill(broker.bootstrap, count, progress)
-        worker = WorkerProcess(Region.EU, broker.bootstrap, Path(tmp), "rocksdb", 3600.0)
-        started = time.monotonic()
-        worker.start()
-        try:
-            return _until_ready(worker, started, progress)
-        finally:
-            worker.stop()
+        probes = [BATTERY.format(0), BATTERY.format(count - 1)]
+        for run in range(runs):
+            progress.show(f"recovery, run {run + 1}/{runs}")
+            data = Path(tmp) / f"run-{run}"
+            data.mkdir()
+            # the previous run's worker left the group on SIGTERM, so this one gets every
+            # partition, and restores it from the changelog into its empty data dir
+            worker = WorkerProcess(Region.EU, broker.bootstrap, data, "rocksdb", 3600.0)
+            started = time.monotonic()
+            worker.start()
+            try:
+                result = _until_ready(worker, started, progress, probes)
+            finally:
+                worker.stop()
+            results.append(result)
+            if result.missing is not None:
+                break
+    return results
 
 
-def _until_ready(worker: WorkerProcess, started: float, progress: Progress) -> RecoveryRun:
+def _until_ready(
+    worker: WorkerProcess, started: float, progress: Progress, probes: list[str]
+) -> RecoveryRun:
     peak: float | None = None
     deadline = started + 1800
     while time.monotonic() < deadline:
@@ -153,7 +171,24 @@ def _until_ready(worker: WorkerProcess, started: float, progress: Progress) -> R
         if answer is False:
             return RecoveryRun(None, None, "the worker does not answer /readyz yet")
         if answer and (status := http_json(worker.port, "/readyz")) and status[0] == 200:
-            return RecoveryRun(time.monotonic() - started, vm_hwm_mb(worker.pid) or peak)
+            seconds = time.monotonic() - started
+            peak = vm_hwm_mb(worker.pid) or peak
+            return RecoveryRun(seconds, peak, _restored(worker.port, status[1], probes))
         progress.show(f"recovery: {time.monotonic() - started:,.0f} s, waiting for /readyz")
         time.sleep(0.1)
     return RecoveryRun(None, peak, "the worker was not ready after 30 minutes")
+
+
+def _restored(port: int, ready: object, probes: list[str]) -> str | None:
+    """Why the ready worker does not hold what the changelog holds, or None: every state
+    partition, and the passports of the first and last battery written."""
+    partitions = ready.get("state_partitions") if isinstance(ready, dict) else None
+    if partitions != list(range(STATE_PARTITIONS)):
+        return (
+            f"/readyz answered 200 with state_partitions {partitions}, not all {STATE_PARTITIONS}"
+        )
+    for battery in probes:
+        answer = http_json(port, f"/passports/{battery}")
+        if answer is None or answer[0] != 200:
+            return f"ready, but /passports/{battery} answered {answer}: states not restored"
+    return None

@@ -8,12 +8,12 @@ import json
 import os
 import platform
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
@@ -68,19 +68,95 @@ class Measure:
         return Stats.of(self.runs) if self.runs and self.missing is None else None
 
 
+Bound = Literal[">=", ">", "<=", "<"]
+_HOLDS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+}
+
+
 @dataclass(frozen=True)
 class Target:
-    """``measure`` compared with ``value``: at least it (``higher_is_better``) or at most."""
+    """``measure``'s median against ``value`` under ``bound``; with ``relative_to``, the ratio
+    of ``measure``'s median to that measure's median is compared instead (``value`` a
+    fraction: 0.35 = 35 % of it)."""
 
     measure: str
+    bound: Bound
     value: float
-    higher_is_better: bool
     source: str
+    relative_to: str | None = None
 
-    def met(self, stats: Stats) -> bool:
-        if self.higher_is_better:
-            return stats.median >= self.value
-        return stats.median <= self.value
+
+@dataclass(frozen=True)
+class Verdict:
+    """A target judged: ``met`` None when a measure it needs is missing."""
+
+    target: Target
+    met: bool | None
+    observed: float | None  # the median, or the ratio for a relative target
+    wanted: str  # e.g. "batteryloop worker >= 35% of raw passthrough"
+    text: str  # e.g. "batteryloop worker >= 35% of raw passthrough: not met (0.21 of it)"
+
+    def as_json(self) -> dict[str, Any]:
+        t = self.target
+        return {
+            "measure": t.measure,
+            "bound": t.bound,
+            "value": t.value,
+            "relative_to": t.relative_to,
+            "observed": self.observed,
+            "met": self.met,
+            "source": t.source,
+            "text": self.text,
+        }
+
+
+def judge(target: Target, find: Callable[[str], Measure | None]) -> Verdict:
+    measure = find(target.measure)
+    base = find(target.relative_to) if target.relative_to is not None else None
+    label = measure.label if measure is not None else target.measure
+    if target.relative_to is None:
+        unit = measure.unit if measure is not None else ""
+        wanted = f"{label} {target.bound} {_number(target.value, unit)} {unit}".rstrip()
+    else:
+        other = base.label if base is not None else target.relative_to
+        wanted = f"{label} {target.bound} {target.value:.0%} of {other}"
+        if target.value == 1.0:
+            wanted = f"{label} {target.bound} {other}"
+    stats = measure.stats if measure is not None else None
+    base_stats = base.stats if base is not None else None
+    if stats is None or (target.relative_to is not None and not base_stats):
+        return Verdict(target, None, None, wanted, f"{wanted}: not measured")
+    if base_stats is None:
+        observed, shown = stats.median, _number(stats.median, measure.unit)  # type: ignore[union-attr]
+    else:
+        observed = stats.median / base_stats.median
+        shown = f"{observed:.2f} of it"
+    met = _HOLDS[target.bound](observed, target.value)
+    verdict = "met" if met else "not met"
+    return Verdict(target, met, observed, wanted, f"{wanted}: {verdict} ({shown})")
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    """A function and its share of the profiler's samples of a process (own time: samples in
+    which it was the innermost frame)."""
+
+    function: str
+    share: float
+
+
+@dataclass
+class Profile:
+    """Where a process spent its time during a figure's profiled run."""
+
+    tool: str  # how it was sampled
+    samples: int
+    hotspots: list[Hotspot] = field(default_factory=list)
+    missing: str | None = None
 
 
 @dataclass
@@ -95,6 +171,8 @@ class Figure:
     sizes: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     ratio_to: str | None = None  # ratios are shown against this measure's median
+    profile: Profile | None = None
+    seconds: float = 0.0  # wall time of the figure, set-up included
 
 
 @dataclass
@@ -112,6 +190,9 @@ class Report:
                 if m.name == name:
                     return m
         return None
+
+    def verdicts(self) -> list[Verdict]:
+        return [judge(t, self.measure) for f in self.figures for t in f.targets]
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -138,6 +219,20 @@ class Report:
                     "sizes": figure.sizes,
                 }
         out["details"] = details
+        out["targets"] = [v.as_json() for v in self.verdicts()]
+        out["figure_seconds"] = {f.key: round(f.seconds, 1) for f in self.figures}
+        out["profiles"] = {
+            f.key: {
+                "tool": f.profile.tool,
+                "samples": f.profile.samples,
+                "missing": f.profile.missing,
+                "own_time": [
+                    {"function": h.function, "share": h.share} for h in f.profile.hotspots
+                ],
+            }
+            for f in self.figures
+            if f.profile is not None
+        }
         out["missing"] = missing
         out["machine"] = self.machine
         out["quick"] = self.quick
@@ -190,7 +285,23 @@ def _number(value: float, unit: str) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
-def render_figure(figure: Figure) -> list[str]:
+def render_profile(profile: Profile) -> list[str]:
+    if profile.missing is not None:
+        return [f"Profile ({profile.tool}): missing: {profile.missing}"]
+    lines = [
+        f"Profile of the worker process ({profile.tool}, {profile.samples:,} samples), top "
+        "functions by own time (share of the samples in which it was the innermost frame):",
+        "",
+        "| function | own time |",
+        "|---|---:|",
+    ]
+    lines += [f"| `{h.function}` | {h.share:.1%} |" for h in profile.hotspots]
+    return lines
+
+
+def render_figure(figure: Figure, find: Callable[[str], Measure | None] | None = None) -> list[str]:
+    own = {m.name: m for m in figure.measures}
+    find = find or own.get
     lines = [f"### {figure.title}", "", figure.method, ""]
     if figure.sizes:
         lines += [
@@ -223,17 +334,34 @@ def render_figure(figure: Figure) -> list[str]:
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     for target in figure.targets:
-        measure = next(m for m in figure.measures if m.name == target.measure)
-        stats = measure.stats
-        bound = ">=" if target.higher_is_better else "<="
-        wanted = f"{measure.label} {bound} {_number(target.value, measure.unit)} {measure.unit}"
-        if stats is None:
-            verdict = "not measured"
-        else:
-            verdict = "**met**" if target.met(stats) else "**not met**"
-            verdict += f" (median {_number(stats.median, measure.unit)})"
-        lines += ["", f"Target ({target.source}): {wanted}: {verdict}."]
+        verdict = judge(target, find)
+        shown = verdict.text.replace(": met (", ": **met** (").replace(
+            ": not met (", ": **not met** ("
+        )
+        lines += ["", f"Target ({target.source}): {shown}."]
+    if figure.profile is not None:
+        lines += ["", *render_profile(figure.profile)]
     return lines + [""]
+
+
+def render_targets(report: Report) -> list[str]:
+    verdicts = report.verdicts()
+    if not verdicts:
+        return []
+    lines = ["### Targets", "", "| target | verdict | observed | source |", "|---|---|---:|---|"]
+    for v in verdicts:
+        wanted = v.wanted
+        verdict = "not measured" if v.met is None else ("**met**" if v.met else "**not met**")
+        if v.observed is None:
+            observed = "-"
+        elif v.target.relative_to is not None:
+            observed = f"{v.observed:.2f}"
+        else:
+            unit = m.unit if (m := report.measure(v.target.measure)) is not None else ""
+            observed = f"{_number(v.observed, unit)} {unit}".rstrip()
+        lines.append(f"| {wanted} | {verdict} | {observed} | {v.target.source} |")
+    met = sum(v.met is True for v in verdicts)
+    return lines + ["", f"{met} of {len(verdicts)} targets met.", ""]
 
 
 def render(report: Report) -> str:
@@ -246,7 +374,9 @@ def render(report: Report) -> str:
         "## Generated by `python -m bench`",
         "",
         f"Run of {m['date']}, {mode}, backend **{report.backend}**, each measure run "
-        f"{report.repeat} times (min / median / max), {report.wall_seconds:,.0f} s in all.",
+        f"{report.repeat} times (min / median / max), {report.wall_seconds:,.0f} s in all ("
+        + ", ".join(f"{f.key} {f.seconds:,.0f} s" for f in report.figures)
+        + ").",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, Python {m['python']}; "
         f"{m['packages']}.",
@@ -257,8 +387,9 @@ def render(report: Report) -> str:
         "the ratios, not the absolute numbers across runs (the machine is shared and noisy).",
         "",
     ]
+    lines += render_targets(report)
     for figure in report.figures:
-        lines += render_figure(figure)
+        lines += render_figure(figure, report.measure)
     lines.append(END)
     return "\n".join(lines)
 

@@ -14,10 +14,13 @@ from bench.report import (
     END,
     REQUIRED_NAMES,
     Figure,
+    Hotspot,
     Measure,
+    Profile,
     Report,
     Stats,
     Target,
+    judge,
     render,
     rewrite,
     write_json,
@@ -45,10 +48,15 @@ def report(missing: str | None = None) -> Report:
                 "how",
                 [worker, raw],
                 {"events": 10},
-                [Target(worker.name, 50_000, True, "README")],
+                [
+                    Target(worker.name, ">=", 50_000, "README"),
+                    Target(worker.name, ">=", 0.35, "README", relative_to=raw.name),
+                ],
                 ratio_to=raw.name,
             ),
-            Figure("r", "Recovery", "how", [recovery]),
+            Figure(
+                "r", "Recovery", "how", [recovery], targets=[Target(recovery.name, "<", 60, "R")]
+            ),
         ],
         MACHINE,
         quick=True,
@@ -109,5 +117,63 @@ def test_rewrite_appends_the_section_when_there_are_no_markers() -> None:
 def test_the_section_shows_ratios_targets_and_missing_figures() -> None:
     section = render(report(missing="no /readyz yet"))
     assert "| worker | events/s | 3 | 1 | **2** | 3 | 0.10 |" in section
-    assert "**not met** (median 2)" in section
+    assert "batteryloop worker" not in section  # labels come from the measures
+    assert "worker >= 50,000 events/s: **not met** (2)" in section
+    assert "worker >= 35% of raw: **not met** (0.10 of it)" in section
     assert "missing: no /readyz yet" in section
+    assert "0 of 3 targets met." in section
+
+
+def test_every_target_is_judged_in_the_json_with_value_and_target(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    write_json(report(missing="no /readyz yet"), path)
+    targets = json.loads(path.read_text())["targets"]
+    assert [(t["measure"], t["met"]) for t in targets] == [
+        ("worker_telemetry_events_per_s", False),
+        ("worker_telemetry_events_per_s", False),
+        ("recovery_1m_batteries_s", None),
+    ]
+    assert targets[0]["observed"] == 2.0 and targets[0]["value"] == 50_000
+    assert (
+        targets[1]["observed"] == 0.1
+        and targets[1]["relative_to"] == "raw_passthrough_events_per_s"
+    )
+
+
+@given(
+    st.floats(0.01, 1e6),
+    st.floats(0.01, 1e6),
+    st.sampled_from([">=", ">", "<=", "<"]),
+    st.floats(0.01, 2.0),
+)
+def test_a_relative_target_compares_the_ratio_of_the_medians(
+    subject: float, base: float, bound: str, fraction: float
+) -> None:
+    a = Measure("a", "a", "events/s", [subject])
+    b = Measure("b", "b", "events/s", [base])
+    target = Target("a", bound, fraction, "x", relative_to="b")  # type: ignore[arg-type]
+    verdict = judge(target, {"a": a, "b": b}.get)
+    ratio = subject / base
+    expected = {
+        ">=": ratio >= fraction,
+        ">": ratio > fraction,
+        "<=": ratio <= fraction,
+        "<": ratio < fraction,
+    }[bound]
+    assert verdict.met is expected
+    assert verdict.observed == ratio
+
+
+def test_a_target_on_a_missing_measure_is_not_measured_rather_than_met() -> None:
+    a = Measure("a", "a", "s", missing="worker exited")
+    verdict = judge(Target("a", "<", 60, "x"), {"a": a}.get)
+    assert verdict.met is None and verdict.observed is None
+    assert verdict.text == "a < 60.0 s: not measured"
+
+
+def test_the_section_shows_the_profile_of_a_worker_figure() -> None:
+    r = report()
+    r.figures[0].profile = Profile("py-spy", 200, [Hotspot("handle (streams/x.py)", 0.25)])
+    section = render(r)
+    assert "py-spy, 200 samples" in section
+    assert "| `handle (streams/x.py)` | 25.0% |" in section
