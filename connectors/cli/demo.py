@@ -36,14 +36,15 @@ from connectors.mirror import policy as sharing
 from connectors.mirror.agent import MirrorAgent, MirrorMetrics, Totals
 from connectors.mirror.options import MirrorOptions
 from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
-from schemas.values import Region
+from schemas.values import ALLIANCE_COUNTRIES, Region, operator_id_platform
 from streams.domain.crossings import (
     crossed_in_ledger,
     crossings_view,
     partner_recycling_in_ledger,
 )
+from streams.domain.quantities import share
 
-WATCHED = ("passports", "lots", "recycled-content", "recovery", "alerts")
+WATCHED = ("passports", "lots", "recycled-content", "recovery", "disclosure", "alerts")
 
 
 @dataclass
@@ -292,6 +293,7 @@ def _summary(
                 if a["kind"] == "outflow" and a.get("status") == "open"
             ],
             "legality": legality_summary(docs["alerts"].values()),
+            "disclosure": disclosure_summary(docs["disclosure"].values(), docs["alerts"].values()),
         }
     mirrors = {direction: mirror_summary(agent.totals) for direction, agent in agents.items()}
     return {
@@ -391,6 +393,7 @@ def _print_summary(s: dict[str, Any], out: TextIO) -> None:
         for outflow in r["outflows"]:
             w(f"  outflow: {outflow}\n")
     _print_legality(s["regions"], w)
+    _print_disclosure(s["regions"], w)
     _print_alliance(s["alliance"], w)
     w("\n== mirrors ==\n")
     for direction, m in s["mirrors"].items():
@@ -428,6 +431,94 @@ def _print_legality(regions: dict[str, Any], w: Callable[[str], Any]) -> None:
         for item in illegal:
             w(f"    {item['message']}\n")
             w(f"      rule {item['rule']}; data {', '.join(item['data'])}\n")
+
+
+def disclosure_summary(
+    tallies: Iterable[dict[str, Any]], alerts: Iterable[dict[str, Any]], most: int = 3
+) -> dict[str, Any]:
+    """Battery passport disclosure under the alliance's rules, which hold for every maker: per
+    maker and maker's country the batteries, those meeting every rule and the attributes
+    missed most; the same per maker's country; and the open ``non_compliant_import`` alerts
+    (batteries of makers outside the alliance shipped into it without full disclosure)."""
+    makers = []
+    missing: dict[str, Counter[str]] = {}
+    for t in sorted(tallies, key=lambda t: (t["country"], t["manufacturer"])):
+        missing.setdefault(t["country"], Counter()).update(t["missing"])
+        missed = sorted(t["missing"].items(), key=lambda kv: (-kv[1], kv[0]))[:most]
+        makers.append(
+            {
+                "manufacturer": t["manufacturer"],
+                "country": t["country"],
+                "outside_alliance": operator_id_platform(t["manufacturer"]) is None
+                or t["country"] not in ALLIANCE_COUNTRIES,
+                "batteries": t["batteries"],
+                "batteries_met": t["batteries_met"],
+                "completeness": t["completeness"],
+                "most_missed": dict(missed),
+                "rules": sorted(t["rules"]),
+            }
+        )
+    countries: dict[str, dict[str, Any]] = {}
+    for m in makers:
+        c = countries.setdefault(m["country"], {"makers": 0, "batteries": 0, "batteries_met": 0})
+        c["makers"] += 1
+        c["batteries"] += m["batteries"]
+        c["batteries_met"] += m["batteries_met"]
+    by_country = {
+        country: {
+            "makers": c["makers"],
+            "batteries": c["batteries"],
+            "batteries_met": c["batteries_met"],
+            "completeness": share(c["batteries_met"], c["batteries"]),
+            "most_missed": dict(
+                sorted(missing[country].items(), key=lambda kv: (-kv[1], kv[0]))[:most]
+            ),
+        }
+        for country, c in sorted(countries.items())
+    }
+    imports = [
+        {
+            "subject": a["subject"],
+            "manufacturer": a["details"]["manufacturer"],
+            "from_country": a["details"]["from_country"],
+            "to_country": a["details"]["to_country"],
+            "missing": a["details"]["missing"],
+            "message": a["message"],
+        }
+        for a in alerts
+        if a["kind"] == "non_compliant_import" and a.get("status") == "open"
+    ]
+    return {
+        "makers": makers,
+        "by_country": by_country,
+        "non_compliant_imports": sorted(imports, key=lambda i: (i["subject"], i["message"])),
+    }
+
+
+def _print_disclosure(regions: dict[str, Any], w: Callable[[str], Any]) -> None:
+    w("\n== disclosure ==\n")
+    w("battery passport disclosure (EU 2023/1542 Annex XIII), the same rules for every maker:\n")
+    for region, r in regions.items():
+        d = r["disclosure"]
+        w(f"  {region}: per maker's country\n")
+        for country, c in d["by_country"].items():
+            missed = ", ".join(f"{k} {v}" for k, v in c["most_missed"].items()) or "none"
+            w(
+                f"    {country}  {c['batteries_met']}/{c['batteries']} batteries meet every "
+                f"rule ({_pct(c['completeness'])}), {c['makers']} maker(s); most missed: "
+                f"{missed}\n"
+            )
+            for m in d["makers"]:
+                if m["country"] == country:
+                    outside = ", outside the alliance" if m["outside_alliance"] else ""
+                    w(
+                        f"      {m['manufacturer']}{outside}: {m['batteries_met']}/"
+                        f"{m['batteries']} ({_pct(m['completeness'])})\n"
+                    )
+        imports = d["non_compliant_imports"]
+        w(f"  {region}: {len(imports)} non-compliant import(s)\n")
+        for item in imports:
+            w(f"    {item['message']}\n")
 
 
 def _print_alliance(alliance: dict[str, Any], w: Callable[[str], Any]) -> None:

@@ -25,11 +25,18 @@ own and builds packs of a model of their own (``<region>-PACK-NMC811-X``) from i
 content rests on the partner's recycling. Every event is published by its own operator in its
 own region, and every operator in these loops is certified, so the mirror shares all of it.
 
+And makers outside the alliance (:data:`FOREIGN_MAKERS`, :class:`_Imports`: USCCs and LEIs)
+import packs into each region through an alliance member there; the passport disclosure rules
+hold for them as for everyone: in each region one discloses every attribute, one leaves some
+out, and the imports of the latter raise ``non_compliant_import``. The alliance's makers
+disclose everything for their new packs (the earlier packs show only what their label did).
+
 Masses are sized so that no lot is overdrawn. Everything comes from one ``random.Random(seed)``:
 the same seed and scale give the same events, ids included. A minority of *bad records*
 (``bad_share``) is produced as well: bytes that are not Avro, and Avro that breaks the models'
 rules. They are never valid events, so they come as raw records for a topic, to be published as
-they are and dead-lettered by the processors.
+they are and dead-lettered by the processors. The imports come from a generator of their own
+(seeded from ``seed``), added last, so that they move nothing else.
 """
 
 from __future__ import annotations
@@ -56,13 +63,26 @@ from schemas.events import (
 )
 from schemas.serde import Serde
 from schemas.topics import event_topic_name
-from schemas.values import Region, corporate_number_check_digit
+from schemas.values import (
+    Region,
+    corporate_number_check_digit,
+    lei_check_digits,
+    uscc_check_character,
+)
 
 START = datetime(2031, 1, 1, tzinfo=UTC)
 
 
 def _corporate(base12: str) -> str:
     return f"{corporate_number_check_digit(base12)}{base12}"
+
+
+def _lei(base18: str) -> str:
+    return f"{base18}{lei_check_digits(base18)}"
+
+
+def _uscc(base17: str) -> str:
+    return f"{base17}{uscc_check_character(base17)}"
 
 
 @dataclass(frozen=True)
@@ -169,6 +189,67 @@ ILLEGAL_BUYER = {
 #: Certified companies hold their certificate since before the earliest earlier pack was made,
 #: so every step of a cross-border loop is by a certified operator (and the mirror shares it).
 CERTIFIED_SINCE = START - timedelta(days=3100)
+#: Hazardous substances a pack declares (Annex VI Part A(8)), per chemistry family.
+HAZARDOUS = {
+    "NMC": ("lithium hexafluorophosphate", "nickel compounds", "cobalt compounds"),
+    "LFP": ("lithium hexafluorophosphate",),
+}
+
+
+def due_diligence_report(tag: str) -> str:
+    return f"https://example.com/{tag.lower()}/due-diligence-2031.pdf"
+
+
+@dataclass(frozen=True)
+class ForeignMaker:
+    """A pack maker outside the alliance (an LEI or a USCC, no alliance platform's id) whose
+    packs are imported into ``into``: certified under that region's scheme, it publishes
+    through the alliance member acting for it there. Vertically integrated: it mines and
+    refines the lithium of its packs itself (in ``mine_country``), so their genealogy is
+    complete. ``undisclosed`` names the manufacture fields it leaves out."""
+
+    company: Company
+    tag: str
+    into: Region
+    chemistry: str
+    mine_country: str
+    undisclosed: tuple[str, ...] = ()
+
+
+#: Each region imports from a maker disclosing everything and from one that does not: the
+#: incomplete ones' imports raise ``non_compliant_import``.
+FOREIGN_MAKERS = (
+    ForeignMaker(
+        Company(_uscc("91350900MA2XN0001"), "CN-FJ-NINGDE-PACK", "CN"),
+        "CN-NINGDE",
+        Region.EU,
+        "LFP",
+        "CN",
+    ),
+    ForeignMaker(
+        Company(_lei("5493004KRBATPACK00"), "KR-CB-OCHANG-PACK", "KR"),
+        "KR-OCHANG",
+        Region.EU,
+        "NMC811",
+        "AU",
+        undisclosed=("due_diligence_report",),
+    ),
+    ForeignMaker(
+        Company(_uscc("91440300MA5FT0002"), "CN-GD-SHENZHEN-PACK", "CN"),
+        "CN-SHENZHEN",
+        Region.JP,
+        "LFP",
+        "CN",
+        undisclosed=("due_diligence_report", "hazardous_substances"),
+    ),
+    ForeignMaker(
+        Company(_lei("549300USBATCELL000"), "US-NV-RENO-PACK", "US"),
+        "US-RENO",
+        Region.JP,
+        "NMC811",
+        "US",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +286,10 @@ def simulate(
         sim.events += _CrossBorder(loops[maker], loops[recycler], batteries).events()
     sim.events.sort(key=lambda e: e.occurred_at)
     sim.bad = _bad_records(rng, sim.events, bad_share)
+    # after the bad records were picked, and from a generator of their own: every other
+    # event and bad record stays what it was without them
+    imports = _Imports(random.Random(f"foreign-makers-{seed}"), batteries).events()
+    sim.events = sorted(sim.events + imports, key=lambda e: e.occurred_at)
     return sim
 
 
@@ -271,9 +356,19 @@ class _Loop:
                 capacity_kwh=Decimal(self.rng.randint(55, 70)),
                 inputs=[],
                 components=[],
+                # what the label of a pack made before the rules showed; no carbon footprint
+                # or due-diligence report (nor traced inputs) then
+                **self.maker_disclosure(),
+                hazardous_substances=list(HAZARDOUS["NMC"]),
+                extinguishing_agent="water",
             )
         )
         return mass
+
+    def maker_disclosure(self) -> dict[str, Any]:
+        """Where the region's maker is registered and its plant is."""
+        country = self.cast.maker.country
+        return {"manufacture_country": country, "manufacturer_country": country}
 
     def collect(self, battery_id: str) -> None:
         self.out.append(
@@ -550,6 +645,10 @@ class _Loop:
                     "raw_material_kg_co2e_per_kwh": (footprint * Decimal("0.6")).quantize(KG),
                     "production_kg_co2e_per_kwh": (footprint * Decimal("0.3")).quantize(KG),
                 },
+                **self.maker_disclosure(),
+                due_diligence_report=due_diligence_report(self.tag),
+                hazardous_substances=list(HAZARDOUS["NMC"]),
+                extinguishing_agent="water",
             )
         )
 
@@ -666,6 +765,122 @@ class _CrossBorder:
             m.refining(metal, f"{m.tag}-XBATCH-{code}", out_id, inputs, metal_in, m.day(91, 110))
             refined[metal] = out_id
         return refined
+
+
+class _Imports:
+    """The makers outside the alliance (:data:`FOREIGN_MAKERS`): each mines and refines its
+    lithium, makes ``max(2, batteries // 10)`` packs and ships them to the vehicle plant of the
+    region it publishes into, from its own country (an import into the alliance)."""
+
+    def __init__(self, rng: random.Random, batteries: int) -> None:
+        self.rng = rng
+        self.packs = max(2, batteries // 10)
+
+    def uid(self) -> uuid.UUID:
+        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+
+    def day(self, first: int, last: int) -> datetime:
+        return START + timedelta(
+            days=self.rng.randint(first, last), minutes=self.rng.randint(0, 1439)
+        )
+
+    def env(self, f: ForeignMaker, site_id: str, when: datetime) -> dict[str, Any]:
+        return envelope(f.company.operator_id, site_id, when, self.uid(), region=f.into)
+
+    def events(self) -> list[Event]:
+        out: list[Event] = []
+        for f in FOREIGN_MAKERS:
+            out += self.maker(f)
+        return out
+
+    def maker(self, f: ForeignMaker) -> list[Event]:
+        cast, who = CASTS[f.into], f.company
+        per_pack, material, content = PACK_METALS["lithium"]
+        _, ore_name, ore_share = ORE["lithium"]
+        refined_mass = (per_pack * self.packs * Decimal("1.05") / content).quantize(KG)
+        ore_mass = (refined_mass * content / Decimal("0.98") / ore_share).quantize(KG) + 1
+        ore_id, refined_id = f"{f.tag}-ORE-LI", f"{f.tag}-LI-REFINED"
+        out: list[Event] = [
+            CertificationEvent(
+                **envelope(cast.certifier.operator_id, cast.certifier.site_id, CERTIFIED_SINCE),
+                subject_operator_id=who.operator_id,
+                action="certified",
+                scheme_region=f.into,
+                scheme=cast.scheme,
+                certificate_id=f"{f.into.value}-CERT-{who.operator_id[-4:]}",
+            ),
+            ExtractionEvent(
+                **self.env(f, f"{f.mine_country}-{f.tag}-MINE", self.day(1, 30)),
+                lot_id=ore_id,
+                form="concentrate",
+                material=ore_name,
+                mass_kg=ore_mass,
+                composition={"lithium": ore_share},
+                country=f.mine_country,
+            ),
+            RefiningEvent(
+                **self.env(f, who.site_id, self.day(91, 110)),
+                batch_id=f"{f.tag}-BATCH-LI",
+                process="hydrometallurgical",
+                inputs=[{"lot_id": ore_id, "mass_kg": ore_mass}],
+                outputs=[
+                    {
+                        "lot_id": refined_id,
+                        "form": "refined",
+                        "material": material,
+                        "mass_kg": refined_mass,
+                        "composition": {"lithium": content},
+                    }
+                ],
+            ),
+        ]
+        for i in range(self.packs):
+            battery_id = f"{f.tag}-PACK-2031-{i:06d}"
+            made = self.day(120, 330)
+            out.append(self.pack(f, battery_id, refined_id, made))
+            out.append(
+                ShipmentEvent(
+                    **self.env(f, who.site_id, made + timedelta(days=30)),
+                    subject="battery",
+                    subject_id=battery_id,
+                    mass_kg=Decimal(450),
+                    from_site_id=who.site_id,
+                    from_country=who.country,
+                    to_site_id=cast.vehicle_plant.site_id,
+                    to_country=cast.vehicle_plant.country,
+                    hs_code=HS_BATTERY,
+                    consignee_id=cast.vehicle_plant.operator_id,
+                )
+            )
+        return out
+
+    def pack(self, f: ForeignMaker, battery_id: str, lot_id: str, made: datetime) -> Event:
+        per_pack, _, content = PACK_METALS["lithium"]
+        footprint = Decimal(str(round(self.rng.uniform(60, 110), 1)))
+        disclosed: dict[str, Any] = {
+            "manufacture_country": f.company.country,
+            "manufacturer_country": f.company.country,
+            "due_diligence_report": due_diligence_report(f.tag),
+            "hazardous_substances": list(HAZARDOUS[f.chemistry[:3]]),
+            "extinguishing_agent": "water",
+        }
+        for name in f.undisclosed:
+            del disclosed[name]
+        return ManufactureEvent(
+            **self.env(f, f.company.site_id, made),
+            battery_id=battery_id,
+            passport_id=self.uid(),
+            level="pack",
+            category="ev",
+            model=f"{f.tag}-PACK-{f.chemistry}",
+            chemistry=f.chemistry,
+            mass_kg=Decimal(self.rng.randint(400, 480)),
+            capacity_kwh=Decimal(self.rng.randint(60, 82)),
+            inputs=[{"lot_id": lot_id, "mass_kg": (per_pack / content).quantize(KG)}],
+            components=[],
+            carbon_footprint={"kg_co2e_per_kwh": footprint},
+            **disclosed,
+        )
 
 
 def _bad_records(rng: random.Random, events: list[Event], share: float) -> list[BadRecord]:

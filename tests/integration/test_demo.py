@@ -58,6 +58,16 @@ def test_the_demo_shows_the_whole_system_and_leaves_nothing_running() -> None:
         illegal = r["legality"]["illegal_exports"]
         assert [i["subject"] for i in illegal] == ["lot/EU-BM-0000"], region
         assert r["recovery"], region
+        # the same disclosure rules for every maker: makers outside the alliance (LEI or USCC)
+        # disclosing everything and not, and the imports of those that do not alerted
+        disclosure = r["disclosure"]
+        outside = [m for m in disclosure["makers"] if m["outside_alliance"]]
+        assert any(m["batteries_met"] == m["batteries"] > 0 for m in outside), region
+        assert any(m["batteries_met"] < m["batteries"] for m in outside), region
+        assert "CN" in disclosure["by_country"], region
+        imports = disclosure["non_compliant_imports"]
+        assert imports and all(i["missing"] for i in imports), region
+        assert {i["manufacturer"] for i in imports} <= {m["manufacturer"] for m in outside}
     # the loops cross the border both ways, and both regions' ledgers say the same of them
     alliance = summary["alliance"]
     assert alliance["agree"], alliance

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from connectors.ingest.simulator import CASTS, CERTIFIED_SINCE, Simulation, jsonl_lines, simulate
+from connectors.ingest.simulator import (
+    CASTS,
+    CERTIFIED_SINCE,
+    FOREIGN_MAKERS,
+    Simulation,
+    jsonl_lines,
+    simulate,
+)
 from schemas.events import (
     ANY_EVENT,
     CertificationEvent,
@@ -19,7 +26,7 @@ from schemas.events import (
     ShreddingEvent,
 )
 from schemas.serde import DecodeError, Serde
-from schemas.values import Region
+from schemas.values import Region, operator_id_platform
 from streams.domain.crossings import crossings_view, recovered_across_alliance
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
@@ -81,7 +88,13 @@ def test_the_loops_close_across_the_border_without_an_unexplained_alert(
     assert illegal[0]["details"]["to_country"] == "IN"
     assert illegal[0]["details"]["classification"]["waste_code"] == "19 12 11*"
     assert lots["EU-BM-0000"]["classification"]["hazardous"] is True
-    assert set(kinds) == {"outflow", "illegal_export", "uncertified_operator"}
+    # and the imports of the makers outside the alliance that do not disclose everything
+    assert set(kinds) == {
+        "outflow",
+        "illegal_export",
+        "uncertified_operator",
+        "non_compliant_import",
+    }
     for lot in lots.values():
         assert Decimal(lot["remaining_kg"]) >= 0, lot["lot_id"]
     passports = ledger.output("passports")
@@ -313,3 +326,42 @@ def test_bad_records_are_bad_in_both_ways_and_every_region_gets_some() -> None:
         except ValueError:
             pass
     assert valid == len(sim.events) < len(lines)
+
+
+def test_makers_outside_the_alliance_are_tallied_and_their_incomplete_imports_alerted(
+    both_regions: tuple[Simulation, LocalLedger],
+) -> None:
+    sim, ledger = both_regions
+    tallies = ledger.output("disclosure")
+    for f in FOREIGN_MAKERS:
+        who = f.company.operator_id
+        assert operator_id_platform(who) is None  # an LEI or a USCC
+        made = [e for e in sim.events if e.event_type == "manufacture" and e.operator_id == who]
+        assert made and {e.region for e in made} == {f.into}
+        tally = tallies[f"{who}|{f.company.country}"]
+        assert tally["batteries"] == len(made)
+        # a vertically integrated maker's genealogy is complete: only what it leaves out misses
+        assert tally["batteries_met"] == (0 if f.undisclosed else len(made)), f.tag
+        assert set(tally["missing"]) == set(f.undisclosed), f.tag
+    assert {f.into for f in FOREIGN_MAKERS if f.undisclosed} == set(Region)
+    assert {f.into for f in FOREIGN_MAKERS if not f.undisclosed} == set(Region)
+    imports = [a for a in open_alerts(ledger) if a["kind"] == "non_compliant_import"]
+    incomplete = {f.company.operator_id for f in FOREIGN_MAKERS if f.undisclosed}
+    assert {a["details"]["manufacturer"] for a in imports} == incomplete
+    assert len(imports) == sum(
+        1
+        for e in sim.events
+        if isinstance(e, ShipmentEvent)
+        and e.subject.value == "battery"
+        and e.operator_id in incomplete
+    )
+    # the alliance's makers disclose everything for their new packs, with complete genealogy
+    for region in Region:
+        maker = CASTS[region].maker
+        tally = tallies[f"{maker.operator_id}|{maker.country}"]
+        new = sum(
+            1
+            for e in sim.by_region(region)
+            if e.event_type == "manufacture" and e.operator_id == maker.operator_id and e.inputs  # type: ignore[attr-defined]
+        )
+        assert tally["batteries_met"] == new
