@@ -28,6 +28,8 @@ from uuid import UUID
 
 import fastavro
 
+from schemas.codegen import SourceGenerator
+
 #: Reads one plain record from a whole Avro body.
 PlainReader = Callable[[bytes], dict[str, Any]]
 
@@ -63,26 +65,8 @@ def uuid_text(text: str) -> str:
         raise PlainDecodeError(f"{text[:60]!r} is not a UUID") from None
 
 
-class _Generator:
+class _Generator(SourceGenerator):
     """Emits the source of one reader: one statement list per schema node, inlined."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.names: dict[str, Any] = {}  # named types defined so far
-        self.constants: dict[str, Any] = {}
-        self.counter = 0
-
-    def var(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
-
-    def const(self, value: Any) -> str:
-        name = self.var("K")
-        self.constants[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
 
     def long(self, indent: int, target: str) -> None:
         """Read a zig-zag varint into ``target``; one byte (the usual case) inline."""

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from schemas.codegen import SourceGenerator
+
 #: Writes one event's Avro body after ``prefix`` (the framing), returning the whole record.
 ModelWriter = Callable[[Any, bytes], bytes]
 
@@ -73,26 +75,8 @@ def _decimal_problem(value: Decimal, scale: int, precision: int) -> AvroWriteErr
     return AvroWriteError(f"{value} has more digits than the schema's precision {precision}")
 
 
-class _Generator:
+class _Generator(SourceGenerator):
     """Emits the source of one writer: statements per schema node, inlined."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.names: dict[str, Any] = {}  # named types defined so far
-        self.constants: dict[str, Any] = {}
-        self.counter = 0
-
-    def var(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
-
-    def const(self, value: Any) -> str:
-        name = self.var("K")
-        self.constants[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
 
     def length(self, indent: int, value: str) -> None:
         """Write a non-negative count or size; one byte (the usual case) inline."""
