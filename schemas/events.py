@@ -37,6 +37,7 @@ from schemas.values import (
     Confidentiality,
     CountryCode,
     CurrencyCode,
+    Gtin,
     HsCode,
     LotId,
     MassKg,
@@ -325,6 +326,11 @@ class ManufactureEvent(Event):
     )
     extinguishing_agent: Text | None = Field(
         default=None, description="Usable extinguishing agent (Annex VI Part A(9))"
+    )
+    gtin: Gtin | None = Field(
+        default=None,
+        description="GS1 GTIN of the product, 14 digits: its passport URL takes the GS1 "
+        "Digital Link shape /01/<GTIN>/21/<battery id>",
     )
 
 

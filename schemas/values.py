@@ -179,6 +179,26 @@ EU_MEMBER_STATES = alliance().sides["EU"]
 ALLIANCE_COUNTRIES = alliance().countries
 
 
+_GTIN = re.compile(r"[0-9]{8}|[0-9]{12,14}")
+
+
+def gtin_check_digit(body: str) -> int:
+    """GS1 check digit of a GTIN's digits without it (General Specifications 7.9.1): weights
+    3 and 1 alternating from the rightmost digit."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def gtin14(gtin: str) -> str:
+    """A GTIN-8, -12, -13 or -14 as the 14 digits GS1 Digital Link writes (left-padded with
+    zeros); ValueError when it is not one or its check digit is wrong."""
+    if not _GTIN.fullmatch(gtin):
+        raise ValueError(f"{gtin!r} is not a GTIN: expected 8, 12, 13 or 14 digits")
+    if gtin_check_digit(gtin[:-1]) != int(gtin[-1]):
+        raise ValueError(f"{gtin!r}: the GTIN's check digit is wrong")
+    return gtin.zfill(14)
+
+
 def _country(value: str) -> str:
     if value not in ISO_3166_ALPHA2:
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
@@ -193,6 +213,9 @@ CountryCode = Annotated[str, AfterValidator(_country)]
 #: Battery identifiers follow ISO/IEC 15459 (EU 2023/1542 Art. 13(6)): printable, no spaces.
 BatteryId = Annotated[str, _Identifier]
 LotId = Annotated[str, _Identifier]
+#: GS1 Global Trade Item Number of the product (GTIN-8, -12, -13 or -14 with a valid check
+#: digit), kept as the 14 digits GS1 Digital Link writes: one product, one spelling.
+Gtin = Annotated[str, AfterValidator(gtin14)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 #: Customs tariff code: 6-digit HS heading, optionally extended to 8 or 10 digits (CN, TARIC).
 HsCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}([0-9]{2}){0,2}$")]

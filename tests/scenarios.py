@@ -233,6 +233,21 @@ def reference() -> list[Event]:
     ]
 
 
+#: A GTIN-13 from GS1's check digit calculator example (629104150021, check digit 3).
+PACK_GTIN = "6291041500213"
+
+
+def reference_with_gtin(gtin: str = PACK_GTIN) -> list[Event]:
+    """The reference scenario with PACK-1 made under a GTIN, as its maker wrote it (the model
+    writes it as 14 digits)."""
+    return [
+        ManufactureEvent.model_validate({**e.model_dump(), "gtin": gtin})
+        if isinstance(e, ManufactureEvent) and e.battery_id == "PACK-1"
+        else e
+        for e in reference()
+    ]
+
+
 def random_loop(
     rng: random.Random,
     first_id: int = 100_000,

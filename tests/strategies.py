@@ -56,6 +56,15 @@ def usccs(draw: st.DrawFn) -> str:
     return base + values.uscc_check_character(base)
 
 
+@st.composite
+def gtins(draw: st.DrawFn) -> str:
+    """GTIN-8, -12, -13 or -14 with their GS1 check digit, as a maker may write them (the model
+    writes each as 14 digits)."""
+    length = draw(st.sampled_from([8, 12, 13, 14]))
+    body = draw(st.text("0123456789", min_size=length - 1, max_size=length - 1))
+    return body + str(values.gtin_check_digit(body))
+
+
 bpnls = st.from_regex(r"\ABPNL[A-Za-z0-9]{12}\Z")
 #: Operators outside the alliance: they publish into the region of the member acting for them.
 foreign_operator_ids = st.one_of(leis(), usccs())
@@ -74,6 +83,7 @@ _BY_VALIDATOR = {
     values._operator_id: operator_ids,
     values._country: countries,
     values._site_id: site_ids,
+    values.gtin14: gtins(),
 }
 
 

@@ -29,7 +29,9 @@ And makers outside the alliance (:data:`FOREIGN_MAKERS`, :class:`_Imports`: USCC
 import packs into each region through an alliance member there; the passport disclosure rules
 hold for them as for everyone: in each region one discloses every attribute, one leaves some
 out, and the imports of the latter raise ``non_compliant_import``. The alliance's makers
-disclose everything for their new packs (the earlier packs show only what their label did).
+disclose everything for their new packs (the earlier packs show only what their label did);
+the EU maker's new packs carry a GTIN (:func:`pack_gtin`), so their passport URLs take the GS1
+Digital Link shape.
 
 Masses are sized so that no lot is overdrawn. Everything comes from one ``random.Random(seed)``:
 the same seed and scale give the same events, ids included. A minority of *bad records*
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +69,8 @@ from schemas.topics import event_topic_name
 from schemas.values import (
     Region,
     corporate_number_check_digit,
+    gtin14,
+    gtin_check_digit,
     lei_check_digits,
     uscc_check_character,
 )
@@ -198,6 +203,22 @@ HAZARDOUS = {
 
 def due_diligence_report(tag: str) -> str:
     return f"https://example.com/{tag.lower()}/due-diligence-2031.pdf"
+
+
+#: The region whose maker gives its new packs a GTIN; the other region's passports keep the
+#: ``/passport/<id>`` URL, so the demo shows both shapes.
+GTIN_REGION = Region.EU
+#: GS1 prefix 952 is reserved for demonstration numbers (GS1 General Specifications 1.4.x):
+#: the simulated GTINs are nobody's product.
+_DEMO_GTIN_PREFIX = "9520000"
+
+
+def pack_gtin(model: str) -> str:
+    """The GTIN-13 of a pack model, derived from the model's name (not from the random
+    stream, so that adding it moved no other simulated value), as the model writes it: 14
+    digits."""
+    body = f"{_DEMO_GTIN_PREFIX}{zlib.crc32(model.encode()) % 100_000:05d}"
+    return gtin14(body + str(gtin_check_digit(body)))
 
 
 @dataclass(frozen=True)
@@ -649,6 +670,7 @@ class _Loop:
                 due_diligence_report=due_diligence_report(self.tag),
                 hazardous_substances=list(HAZARDOUS["NMC"]),
                 extinguishing_agent="water",
+                gtin=pack_gtin(model) if c.region is GTIN_REGION else None,
             )
         )
 

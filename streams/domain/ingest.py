@@ -24,6 +24,9 @@ say and routing relies on is checked, and a record failing it is rejected:
   the site id, by the envelope's own rules (:class:`schemas.events.Publisher`), checked once per
   distinct publisher (records reach the topics from producers that never used the models).
 
+* a GTIN has its check digit; it is written as 14 digits, as the model writes it (the
+  passport's GS1 Digital Link URL is built from it).
+
 Not checked again: country and HS code formats, text lengths; they name things but change no
 arithmetic.
 
@@ -46,7 +49,7 @@ from connectors.mirror.replication import read_sharing
 from schemas.events import EVENT_MODELS, Publisher
 from schemas.serde import DecodeError, Serde, describe_validation_error
 from schemas.topics import EVENT_TOPICS
-from schemas.values import MASS_PRECISION, Metal
+from schemas.values import MASS_PRECISION, Metal, gtin14
 from streams.domain.messages import (
     Addressed,
     BlackMassClass,
@@ -342,9 +345,21 @@ def _manufacture(r: Plain, env: dict[str, Any]) -> list[Addressed]:
         due_diligence_report=r.get("due_diligence_report"),
         hazardous_substances=r.get("hazardous_substances"),
         extinguishing_agent=r.get("extinguishing_agent"),
+        gtin=_gtin(r.get("gtin")),
     )
     parts: list[Addressed] = [(battery_key(c), PartOf(**env, parent=key)) for c in components]
     return [(key, made), *_debits(env, taken, [key]), *parts]
+
+
+def _gtin(gtin: str | None) -> str | None:
+    """The GTIN as 14 digits, as the model normalises it: the passport's URL is built from it,
+    so a record that was never validated must not carry one that is no GTIN."""
+    if gtin is None:
+        return None
+    try:
+        return gtin14(gtin)
+    except ValueError as exc:
+        raise _Invalid(f"gtin: {exc}") from None
 
 
 def _carbon_footprint(cf: Plain) -> dict[str, str]:

@@ -19,24 +19,9 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-_GTIN = re.compile(r"[0-9]{8}|[0-9]{12,14}")
+from schemas.values import gtin14, gtin_check_digit
 
-
-def gtin_check_digit(body: str) -> int:
-    """GS1 check digit of a GTIN's digits without it (General Specifications 7.9.1): weights
-    3 and 1 alternating from the rightmost digit."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10
-
-
-def gtin14(gtin: str) -> str:
-    """A GTIN-8, -12, -13 or -14 as the 14 digits GS1 Digital Link writes (left-padded with
-    zeros); ValueError when it is not one or its check digit is wrong."""
-    if not _GTIN.fullmatch(gtin):
-        raise ValueError(f"{gtin!r} is not a GTIN: expected 8, 12, 13 or 14 digits")
-    if gtin_check_digit(gtin[:-1]) != int(gtin[-1]):
-        raise ValueError(f"{gtin!r}: the GTIN's check digit is wrong")
-    return gtin.zfill(14)
+__all__ = ["gtin14", "gtin_check_digit", "normalized_base", "passport_url"]
 
 
 def normalized_base(base: str) -> str:

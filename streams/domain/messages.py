@@ -181,6 +181,9 @@ class Manufactured(Fact, frozen=True, tag="battery-manufactured/2"):
     due_diligence_report: str | None = None
     hazardous_substances: list[str] | None = None
     extinguishing_agent: str | None = None
+    #: GS1 GTIN, 14 digits (manufacture v2, added in place like the disclosure attributes):
+    #: the passport URL takes the GS1 Digital Link shape when it is known.
+    gtin: str | None = None
 
 
 class Used(Fact, frozen=True, tag="battery-used/2"):

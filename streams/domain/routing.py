@@ -192,6 +192,7 @@ def _route_manufacture(event: ManufactureEvent, env: dict[str, Any]) -> list[Add
         due_diligence_report=event.due_diligence_report,
         hazardous_substances=event.hazardous_substances,
         extinguishing_agent=event.extinguishing_agent,
+        gtin=event.gtin,
     )
     parts: list[Addressed] = [(battery_key(c), PartOf(**env, parent=key)) for c in made.components]
     return [(key, made), *_debits(env, taken, [key]), *parts]

@@ -1,7 +1,8 @@
 """The worker's read-only HTTP views, served from a thread beside the processing loop.
 
 ``/passport/ID``: the same passport at the URL its QR code holds, as an HTML page when the
-request's Accept prefers ``text/html``.
+request's Accept prefers ``text/html``; ``/01/GTIN/21/ID`` (GS1 Digital Link) likewise for a
+battery whose passport carries that GTIN (14 digits), 404 naming the mismatch otherwise.
 ``/passports/ID``, ``/lots/ID``, ``/operators/ID``: the current document of an entity this
 worker holds (as of its last committed window; 404 naming the worker otherwise).
 ``/tallies/recycled-content``, ``/tallies/recovery-efficiency``, ``/tallies/disclosure``: the
@@ -33,6 +34,13 @@ def _found(doc: Any, what: str) -> web.Response:
     return web.json_response(doc)
 
 
+def _passport_answer(request: web.Request, doc: Any, battery_id: str) -> web.Response:
+    """A passport at its resolvable URL: JSON, or an HTML page when the request prefers it."""
+    if doc is not None and prefers_html(request.headers.get("Accept", "")):
+        return web.Response(text=passport_page(doc), content_type="text/html")
+    return _found(doc, f"battery {battery_id}")
+
+
 def application(processors: Processors) -> web.Application:
     async def passport(request: web.Request) -> web.Response:
         battery_id = request.match_info["id"]
@@ -41,10 +49,18 @@ def application(processors: Processors) -> web.Application:
     async def passport_by_url(request: web.Request) -> web.Response:
         # the URL a passport's QR code holds (streams.domain.links): HTML for a browser
         battery_id = request.match_info["id"]
-        doc = processors.passport(battery_id)
-        if doc is not None and prefers_html(request.headers.get("Accept", "")):
-            return web.Response(text=passport_page(doc), content_type="text/html")
-        return _found(doc, f"battery {battery_id}")
+        return _passport_answer(request, processors.passport(battery_id), battery_id)
+
+    async def passport_by_digital_link(request: web.Request) -> web.Response:
+        # GS1 Digital Link: /01/<GTIN>/21/<serial>, the URL of a passport whose GTIN is known
+        gtin, serial = request.match_info["gtin"], request.match_info["serial"]
+        doc = processors.passport(serial)
+        if doc is not None and doc.get("gtin") != gtin:
+            known = doc.get("gtin")
+            has = f"GTIN {known}" if known else "no GTIN"
+            reason = f"battery {serial} has {has}, not GTIN {gtin}"
+            return web.json_response({"error": reason}, status=404)
+        return _passport_answer(request, doc, serial)
 
     async def lot(request: web.Request) -> web.Response:
         lot_id = request.match_info["id"]
@@ -80,6 +96,7 @@ def application(processors: Processors) -> web.Application:
     app = web.Application()
     app.router.add_get("/passports/{id}", passport)
     app.router.add_get("/passport/{id:.+}", passport_by_url)
+    app.router.add_get("/01/{gtin}/21/{serial:.+}", passport_by_digital_link)
     app.router.add_get("/lots/{id}", lot)
     app.router.add_get("/operators/{id}", operator)
     app.router.add_get("/tallies/recycled-content", recycled_content)

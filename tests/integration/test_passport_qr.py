@@ -1,5 +1,6 @@
 """``batteryloop passport ID --qr FILE`` against a real broker: the QR code it writes, PNG or
-SVG, decodes (zxing-cpp) to the URL the passport document carries."""
+SVG, decodes (zxing-cpp) to the URL the passport document carries (the GS1 Digital Link one
+for a battery with a GTIN)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from connectors.kafka import clients
 from connectors.kafka.embedded import EmbeddedBroker
+from schemas.events import Event
 from schemas.topics import DOCUMENT_TOPICS
 from streams.domain.entities.effects import Config
 from streams.domain.local import LocalLedger
@@ -24,10 +26,13 @@ from tests.connectors.exports.test_passport_page import _rasterized
 BASE = "https://dpp.example/eu"
 
 
-def _published_passport(broker: EmbeddedBroker) -> dict[str, object]:
-    """PACK-1's passport as the processors compute it, published on the passports topic."""
+def _published_passport(
+    broker: EmbeddedBroker, events: list[Event] | None = None
+) -> dict[str, object]:
+    """PACK-1's passport as the processors compute it from ``events`` (the reference scenario
+    by default), published on the passports topic."""
     ledger = LocalLedger(Config(grace_ms=60_000, passport_base_url=BASE))
-    ledger.submit(scenarios.reference())
+    ledger.submit(scenarios.reference() if events is None else events)
     ledger.run()
     passport: dict[str, object] = ledger.output("passports")["PACK-1"]
     producer = clients.producer({"bootstrap.servers": broker.bootstrap})
@@ -38,12 +43,18 @@ def _published_passport(broker: EmbeddedBroker) -> dict[str, object]:
     return passport
 
 
-@pytest.mark.parametrize("suffix", [".png", ".svg"])
+@pytest.mark.parametrize(
+    ("suffix", "gtin"), [(".png", None), (".svg", None), (".png", scenarios.PACK_GTIN)]
+)
 def test_the_qr_code_written_decodes_to_the_passport_url(
-    broker: EmbeddedBroker, tmp_path: Path, suffix: str
+    broker: EmbeddedBroker, tmp_path: Path, suffix: str, gtin: str | None
 ) -> None:
-    passport = _published_passport(broker)
-    assert passport["url"] == f"{BASE}/passport/PACK-1"
+    if gtin is None:
+        passport = _published_passport(broker)
+        assert passport["url"] == f"{BASE}/passport/PACK-1"
+    else:  # a battery with a GTIN: the GS1 Digital Link URL, the GTIN as 14 digits
+        passport = _published_passport(broker, scenarios.reference_with_gtin(gtin))
+        assert passport["url"] == f"{BASE}/01/{gtin.zfill(14)}/21/PACK-1"
     path = tmp_path / f"qr{suffix}"
     result = subprocess.run(
         [sys.executable, "-m", "connectors.cli", "passport", "PACK-1", "--region", "eu"]

@@ -7,10 +7,12 @@ import random
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from confluent_kafka import Producer
@@ -82,6 +84,9 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
         with urllib.request.urlopen(page, timeout=10) as answer:
             assert answer.headers["Content-Type"].startswith("text/html")
             assert "<h1>Battery passport PACK-1</h1>" in answer.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as no_gtin:  # made without one
+            worker.get("/01/09506000134352/21/PACK-1")
+        assert no_gtin.value.code == 404 and b"PACK-1 has no GTIN" in no_gtin.value.read()
         metrics = worker.get("/metrics")
         assert f'batteryloop_dead_letters_total{{topic="{extraction}"}} 3.0' in metrics
         # After the grace period (2 s here) the worker's tick raises the unresolved reference.
@@ -132,6 +137,41 @@ def own_broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(Region.EU, request.param) as running:
         create_missing(config(running))
         yield running
+
+
+def test_the_gs1_digital_link_url_of_a_passport_answers_with_it(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """PACK-1 made with a GTIN: its passport's URL is GS1 Digital Link, and the worker answers
+    that URL with the passport (JSON, HTML for a browser); another GTIN gets a 404 naming it."""
+    events = scenarios.reference_with_gtin()
+    gtin = scenarios.PACK_GTIN.zfill(14)
+    publish(own_broker, events)
+    expected = ground_truth(events)
+    with Worker(own_broker, tmp_path, store="memory") as worker:
+        seen = wait_for(own_broker, {"passports": expected.output("passports")}, worker)
+        passport = seen["passports"]["PACK-1"]
+        assert passport["gtin"] == gtin
+        assert passport["url"] == f"http://127.0.0.1:6066/01/{gtin}/21/PACK-1"
+        path = urlsplit(passport["url"]).path
+        assert worker.get(path) == worker.get("/passports/PACK-1")
+        page = urllib.request.Request(
+            f"http://127.0.0.1:{worker.port}{path}",
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+        )
+        with urllib.request.urlopen(page, timeout=10) as answer:
+            assert answer.headers["Content-Type"].startswith("text/html")
+            assert "<h1>Battery passport PACK-1</h1>" in answer.read().decode()
+        other = "09506000134352"  # GS1 Digital Link's example GTIN: not PACK-1's
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            worker.get(f"/01/{other}/21/PACK-1")
+        assert refused.value.code == 404
+        assert json.loads(refused.value.read()) == {
+            "error": f"battery PACK-1 has GTIN {gtin}, not GTIN {other}"
+        }
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            worker.get(f"/01/{gtin}/21/NO-SUCH")
+        assert missing.value.code == 404 and b"battery NO-SUCH not found" in missing.value.read()
 
 
 def test_rocksdb_state_survives_kill_9_twenty_times(

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import LotOutput
@@ -14,10 +15,12 @@ from schemas.values import (
     EU_MEMBER_STATES,
     ISO_3166_ALPHA2,
     CountryCode,
+    Gtin,
     MassKg,
     OperatorId,
     SiteId,
     corporate_number_check_digit,
+    gtin_check_digit,
 )
 from tests.strategies import compositions, corporate_numbers
 
@@ -97,3 +100,51 @@ def test_naive_timestamps_are_refused(sample_event) -> None:
     data["occurred_at"] = data["occurred_at"].replace(tzinfo=None)
     with pytest.raises(ValidationError, match="timezone"):
         type(sample_event).model_validate(data)
+
+
+gtin = TypeAdapter(Gtin)
+
+
+@pytest.mark.parametrize(
+    ("given_as", "written"),
+    [
+        # GS1 Digital Link Standard's example GTIN (https://id.gs1.org/01/09506000134352)
+        ("09506000134352", "09506000134352"),
+        ("9506000134352", "09506000134352"),  # the same GTIN as a GTIN-13
+        # GS1's check digit calculator example, GTIN-13: 629104150021 -> 3
+        ("6291041500213", "06291041500213"),
+        ("036000291452", "00036000291452"),  # a GTIN-12 (UPC-A)
+        ("96385074", "00000096385074"),  # a GTIN-8 (EAN-8)
+    ],
+)
+def test_a_gtin_is_written_as_14_digits(given_as: str, written: str) -> None:
+    assert gtin.validate_python(given_as) == written
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("09506000134353", "check digit"),
+        ("6291041500214", "check digit"),
+        ("96385075", "check digit"),
+        ("950600013435", "check digit"),  # the GTIN-13's first 12 digits read as a GTIN-12
+        ("9506000134", "8, 12, 13 or 14 digits"),  # 10 digits: no GTIN has them
+        ("095060001343520", "8, 12, 13 or 14 digits"),
+        ("0950600013435X", "8, 12, 13 or 14 digits"),
+        (" 9506000134352", "8, 12, 13 or 14 digits"),
+        ("", "8, 12, 13 or 14 digits"),
+    ],
+)
+def test_a_gtin_that_is_not_one_is_refused(bad: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        gtin.validate_python(bad)
+
+
+@given(st.text("0123456789", min_size=7, max_size=13), st.integers(1, 9))
+def test_any_other_last_digit_breaks_a_gtin(body: str, off: int) -> None:
+    good = body + str(gtin_check_digit(body))
+    if len(good) not in (8, 12, 13, 14):
+        return
+    assert gtin.validate_python(good) == good.zfill(14)
+    with pytest.raises(ValidationError, match="check digit"):
+        gtin.validate_python(body + str((int(good[-1]) + off) % 10))

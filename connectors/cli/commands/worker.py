@@ -137,7 +137,7 @@ def register(sub: Subcommands) -> None:
         default=None,
         help="base of the passports' resolvable URLs, as their QR codes hold them "
         "(default: BATTERYLOOP_PASSPORT_BASE_URL, else http://127.0.0.1:6066); the views "
-        "answer <base>/passport/ID",
+        "answer <base>/passport/ID and, for a passport with a GTIN, <base>/01/GTIN/21/ID",
     )
     worker.add_argument(
         "--grace-seconds",

@@ -98,6 +98,7 @@ PASSPORT_SHOWS: Shows = {
         "operator_id": ("manufacturer_id",),
         "site_id": ("plant_id",),
         "occurred_at": ("manufactured_at",),
+        "gtin": ("gtin", "url"),
     },
     "use_collection": {
         "status": ("status",),

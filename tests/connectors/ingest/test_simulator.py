@@ -13,20 +13,23 @@ from connectors.ingest.simulator import (
     CASTS,
     CERTIFIED_SINCE,
     FOREIGN_MAKERS,
+    GTIN_REGION,
     Simulation,
     jsonl_lines,
+    pack_gtin,
     simulate,
 )
 from schemas.events import (
     ANY_EVENT,
     CertificationEvent,
     Event,
+    ManufactureEvent,
     RefiningEvent,
     ShipmentEvent,
     ShreddingEvent,
 )
 from schemas.serde import DecodeError, Serde
-from schemas.values import Region, operator_id_platform
+from schemas.values import Region, gtin14, operator_id_platform
 from streams.domain.crossings import crossings_view, recovered_across_alliance
 from streams.domain.entities import Config
 from streams.domain.local import LocalLedger
@@ -365,3 +368,23 @@ def test_makers_outside_the_alliance_are_tallied_and_their_incomplete_imports_al
             if e.event_type == "manufacture" and e.operator_id == maker.operator_id and e.inputs  # type: ignore[attr-defined]
         )
         assert tally["batteries_met"] == new
+
+
+def test_the_eu_makers_new_packs_carry_a_gtin_per_model_and_their_passports_its_url(
+    both_regions: tuple[Simulation, LocalLedger],
+) -> None:
+    sim, ledger = both_regions
+    made = [e for e in sim.events if isinstance(e, ManufactureEvent) and e.level == "pack"]
+    maker = CASTS[GTIN_REGION].maker.operator_id
+    new_packs = [e for e in made if e.operator_id == maker and e.inputs]
+    assert new_packs and all(e.gtin == pack_gtin(e.model) for e in new_packs)
+    by_model = {e.model: e.gtin for e in new_packs}
+    assert len(set(by_model.values())) == len(by_model) > 1  # one GTIN per model
+    assert all(g is not None and gtin14(g) == g and g.startswith("0952") for g in by_model.values())
+    # everyone else's packs (the other region's, earlier ones, imports) have none
+    assert all(e.gtin is None for e in made if e not in new_packs)
+    passports = ledger.output("passports")
+    for e in new_packs[:5]:
+        assert passports[e.battery_id]["url"].endswith(f"/01/{e.gtin}/21/{e.battery_id}")
+    other = next(e for e in made if e.gtin is None)
+    assert passports[other.battery_id]["url"].endswith(f"/passport/{other.battery_id}")

@@ -54,8 +54,9 @@ DISCLOSURE = frozenset(
     }
 )
 DISCLOSURE_KINDS = ("disclosure", "disclosure-part")
-#: The passport's resolvable URL, added after version 1 (a document field, no state's).
-LINKS = frozenset({"url"})
+#: The passport's resolvable URL and the GTIN it may be built from, added after version 1 (document
+#: fields, no state's).
+LINKS = frozenset({"url", "gtin"})
 AFTER_VERSION_1 = PROVENANCE | UPSTREAM | DISCLOSURE | LINKS
 
 

@@ -17,7 +17,7 @@ from schemas.events import EVENT_MODELS, Event, ExtractionEvent
 from schemas.serde import Serde, schema_registry_client
 from schemas.topics import event_topic_name, mirrored_topic_name
 from streams.domain.ingest import UNNAMED_AGREEMENT, EventIngest, IngestRecord
-from streams.domain.messages import LotCreated, SharedUnder
+from streams.domain.messages import LotCreated, Manufactured, SharedUnder
 from streams.domain.routing import Received, route_batch
 from tests import scenarios
 from tests.strategies import events
@@ -207,3 +207,22 @@ def test_a_classification_whose_mark_disagrees_with_its_code_is_rejected() -> No
     ingested = INGEST.ingest([(topic, SERDE.encode_record("shredding", record, topic), None)])
     assert ingested.messages == [] and len(ingested.rejected) == 1
     assert "hazardous=False disagree" in ingested.rejected[0].reason
+
+
+def test_a_gtin_that_bypassed_the_model_is_written_as_14_digits_or_rejected() -> None:
+    """The passport's URL is built from the GTIN: a record carrying one the model would refuse
+    is rejected, one in a shorter form is written as the model writes it."""
+    made = next(e for e in scenarios.reference() if e.event_type == "manufacture")
+    topic = event_topic_name("manufacture")
+
+    def record(gtin: str) -> IngestRecord:
+        raw = {**made.model_dump(), "gtin": gtin}
+        return topic, SERDE.encode_record("manufacture", raw, topic), None
+
+    short, wrong = record("6291041500213"), record("6291041500214")
+    ingested = INGEST.ingest([short, wrong])
+    assert [r.index for r in ingested.rejected] == [1]
+    assert "gtin: '6291041500214': the GTIN's check digit is wrong" in ingested.rejected[0].reason
+    (_, manufactured), *_ = ingested.messages
+    assert isinstance(manufactured, Manufactured) and manufactured.gtin == "06291041500213"
+    assert ingested.messages == reference([short])

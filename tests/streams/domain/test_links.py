@@ -56,3 +56,13 @@ def test_the_passport_document_carries_its_url() -> None:
     ledger.run()
     passport = ledger.output("passports")["PACK-1"]
     assert passport["url"] == "https://dpp.example/passport/PACK-1"
+    assert passport["gtin"] is None
+
+
+def test_a_passport_with_a_gtin_carries_its_gs1_digital_link_url() -> None:
+    ledger = LocalLedger(Config(grace_ms=60_000, passport_base_url="https://dpp.example/"))
+    ledger.submit(scenarios.reference_with_gtin())
+    ledger.run()
+    passport = ledger.output("passports")["PACK-1"]
+    assert passport["gtin"] == "06291041500213"
+    assert passport["url"] == "https://dpp.example/01/06291041500213/21/PACK-1"
