@@ -1,1 +1,1 @@
-"""Stream processors (faust-streaming): passports, lots, tallies and alerts."""
+"""Stream processors: passports, lots, tallies and alerts (the domain core and the worker)."""

@@ -591,6 +591,7 @@ class Processors:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         wanted = {tp.partition for tp in partitions if tp.topic == ENTITY_MESSAGES_TOPIC.name}
+        self._scans = []  # may be over stores about to close; _restore scans anew
         for partition in sorted(set(self.stores) - wanted):
             self.stores.pop(partition).close()
         self._cache.clear()
@@ -615,9 +616,11 @@ class Processors:
         self.producer.flush(10)
         self._delivery_errors.clear()
         self.window = Window()
+        self._scans = []  # over stores about to close; the next assignment scans anew
         for partition in list(self.stores):
             self.stores.pop(partition).close()
         self._cache.clear()
+        self._due = {}
         self.assignment.assigned(0)
 
     def _restore(self, partitions: set[int]) -> None:
@@ -670,9 +673,6 @@ class Processors:
             try:
                 raw_key, raw = next(self._scans[0])
             except StopIteration:
-                self._scans.pop(0)
-                continue
-            except Exception:  # a store closed by a rebalance mid-scan: the next one rescans
                 self._scans.pop(0)
                 continue
             key = raw_key.decode()
