@@ -34,7 +34,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import fastavro
@@ -193,35 +193,22 @@ class Serde:
         def fail(reason: str) -> DecodeError:
             return DecodeError(reason, topic=topic, partition=partition, offset=offset)
 
-        if not data:
-            raise fail("empty value (a tombstone or an empty record)")
-        if data[:2] == SINGLE_OBJECT_MAGIC:
-            fingerprint = data[2:_SINGLE_HEADER]
-            known = catalog.by_fingerprint().get(fingerprint)
+        writer_key, body = _frame(data, fail)
+        if isinstance(writer_key, bytes):
+            known = catalog.by_fingerprint().get(writer_key)
             if known is not None:
                 event_type, writer = known.event_type, known.parsed
                 reader = catalog.current(event_type).parsed
-            elif fingerprint in self._shared:
-                shared = self._shared[fingerprint]
+            elif writer_key in self._shared:
+                shared = self._shared[writer_key]
                 event_type, writer, reader = shared.event_type, shared.parsed, shared.parsed
             else:
-                raise fail(
-                    f"unknown writer schema fingerprint {fingerprint.hex()} "
-                    "(not a batteryloop schema, a shared schema this reader was not given, "
-                    "or newer than this reader)"
-                )
-            header = _SINGLE_HEADER
-        elif data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
-            event_type, writer, reader = self._writer_by_id(_ID.unpack_from(data, 1)[0], fail)
-            header = _CONFLUENT_HEADER
+                raise fail(_unknown_fingerprint(writer_key))
         else:
-            raise fail(
-                f"not framed Avro: starts with {data[:2].hex()}, expected c301 (single-object) "
-                "or 00 (Confluent wire format)"
-            )
+            event_type, writer, reader = self._writer_by_id(writer_key, fail)
         try:
             record = fastavro.schemaless_reader(
-                io.BytesIO(memoryview(data)[header:]),
+                io.BytesIO(body),
                 writer,
                 None if writer is reader else reader,
             )
@@ -323,30 +310,48 @@ class Serde:
         def fail(reason: str) -> DecodeError:
             return DecodeError(reason, topic=topic, partition=partition, offset=offset)
 
-        if not data:
-            raise fail("empty value (a tombstone or an empty record)")
-        if data[:2] == SINGLE_OBJECT_MAGIC:
-            fingerprint = data[2:_SINGLE_HEADER]
-            known = catalog.by_fingerprint().get(fingerprint)
+        writer_key, _ = _frame(data, fail)
+        if isinstance(writer_key, bytes):
+            known = catalog.by_fingerprint().get(writer_key)
             if known is not None:
                 entry = (known.event_type, _private_reader(known.raw, known.event_type), False)
-            elif fingerprint in self._shared:
-                shared = self._shared[fingerprint]
+            elif writer_key in self._shared:
+                shared = self._shared[writer_key]
                 entry = (shared.event_type, plain.reader(shared.raw), True)
             else:
-                self.decode(data, topic=topic, partition=partition, offset=offset)  # raises
-                raise AssertionError("unreachable: an unknown fingerprint decoded")
-            self._plain_single[fingerprint] = entry
+                raise fail(_unknown_fingerprint(writer_key))
+            self._plain_single[writer_key] = entry
             return entry
-        if data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
-            schema_id = _ID.unpack_from(data, 1)[0]
-            event_type, _, is_shared = self._writer_by_id(schema_id, fail)
-            raw = self._raw_by_id[schema_id]
-            read = plain.reader(raw) if is_shared else _private_reader(raw, event_type)
-            self._plain_by_id[schema_id] = (event_type, read, is_shared)
-            return self._plain_by_id[schema_id]
-        self.decode(data, topic=topic, partition=partition, offset=offset)  # raises: not framed
-        raise AssertionError("unreachable: unframed data decoded")
+        event_type, _, is_shared = self._writer_by_id(writer_key, fail)
+        raw = self._raw_by_id[writer_key]
+        read = plain.reader(raw) if is_shared else _private_reader(raw, event_type)
+        self._plain_by_id[writer_key] = (event_type, read, is_shared)
+        return self._plain_by_id[writer_key]
+
+
+def _frame(
+    data: bytes | None, fail: Callable[[str], DecodeError]
+) -> tuple[bytes | int, memoryview]:
+    """How framed Avro names its writer schema, and its body: the fingerprint for the
+    single-object encoding, the registry schema id for the Confluent wire format. Raises
+    ``fail(reason)`` for an empty or unframed value."""
+    if not data:
+        raise fail("empty value (a tombstone or an empty record)")
+    if data[:2] == SINGLE_OBJECT_MAGIC:
+        return data[2:_SINGLE_HEADER], memoryview(data)[_SINGLE_HEADER:]
+    if data[0] == CONFLUENT_MAGIC and len(data) >= _CONFLUENT_HEADER:
+        return _ID.unpack_from(data, 1)[0], memoryview(data)[_CONFLUENT_HEADER:]
+    raise fail(
+        f"not framed Avro: starts with {data[:2].hex()}, expected c301 (single-object) "
+        "or 00 (Confluent wire format)"
+    )
+
+
+def _unknown_fingerprint(fingerprint: bytes) -> str:
+    return (
+        f"unknown writer schema fingerprint {fingerprint.hex()} (not a batteryloop schema, "
+        "a shared schema this reader was not given, or newer than this reader)"
+    )
 
 
 def _private_reader(writer: dict[str, Any], event_type: str) -> PlainReader:
