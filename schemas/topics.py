@@ -168,7 +168,10 @@ def mirrored_topics(
 MIRROR_CHECKPOINT_TOPIC = TopicSpec(
     name="batteryloop.mirror.checkpoints",
     key="<source region>/<source topic>/<partition>",
-    value="JSON {position, target_offset}: the mirror's position, kept on the target cluster",
+    value=(
+        "JSON {position, target_offset, flows}: the mirror's position, kept on the target "
+        "cluster, and what it shared, filtered (by reason) and redacted below that position"
+    ),
     partitions=1,
     cleanup_policy="compact",
     doc="Where each mirror into this cluster stands in each source partition.",

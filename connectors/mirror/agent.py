@@ -282,6 +282,7 @@ class MirrorAgent:
             lane = None if point is None else lanes.get((point.topic, point.partition))
             if point is not None and lane is not None:  # the latest one wins
                 lane.start, lane.target_from = point.position, point.target_offset
+                lane.flows = point.flows
         landed = 0
         reads = [
             TopicPartition(lane.target_topic, lane.partition, lane.target_from)
@@ -579,6 +580,7 @@ class Session:
             lane.next_offset = offset + 1
             self.agent.totals.skipped += 1
             self._skipped.inc()
+            self._count_landed(lane, message)
             return True
         try:
             event_type, record = self.o.source_serde.decode(
@@ -626,6 +628,8 @@ class Session:
             message.timestamp()[1],
         )
         lane.next_offset = offset + 1
+        lane.flows.shared += 1
+        lane.flows.redacted += redacted
         totals = self.agent.totals
         totals.mirrored += 1
         totals.redacted += redacted
@@ -633,6 +637,18 @@ class Session:
         self._batch_mirrored[event_type] += 1
         self._batch_redacted[event_type] += redacted
         return True
+
+    def _count_landed(self, lane: Lane, message: Message) -> None:
+        """Count in the lane's flows a record an earlier session mirrored after its last
+        checkpoint (so the checkpoint's counts lack it), with the values redaction removes."""
+        lane.flows.shared += 1
+        try:
+            event_type, record = self.o.source_serde.decode(message.value())
+            tallied = self.policy.redact_tallied(event_type, record)
+        except (DecodeError, ValueError, KeyError):
+            tallied = None  # it decoded when it was mirrored; a changed schema leaves it at 0
+        if tallied is not None:
+            lane.flows.redacted += tallied[1].total
 
     def _shared_value(
         self, event_type: str, private: bytes, shared: dict[str, Any], topic: str
@@ -688,6 +704,7 @@ class Session:
         self, lane: Lane, offset: int, reason: Reason, error: Exception | None = None
     ) -> None:
         lane.next_offset = offset + 1
+        lane.flows.filtered[reason.value] = lane.flows.filtered.get(reason.value, 0) + 1
         self.agent.totals.filtered += 1
         self.agent.totals.filtered_by_reason[reason.value] += 1
         self._filtered.labels(self.agent.direction, lane.event_type, reason.value).inc()
@@ -742,7 +759,7 @@ class Session:
             if position != lane.checkpointed:
                 self._produce(
                     MIRROR_CHECKPOINT_TOPIC.name,
-                    checkpoint_value(position, target_offset),
+                    checkpoint_value(position, target_offset, lane.flows),
                     checkpoint_key(self.agent.source_region, lane.topic, lane.partition),
                     0,
                 )

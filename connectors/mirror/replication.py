@@ -258,6 +258,9 @@ class Lane:
     waiting: deque[Waiting] = field(default_factory=deque)
     checkpointed: int = -1
     paused: bool = False
+    #: what became of every record below :meth:`position`, cumulative over the lane's life;
+    #: kept in the checkpoint, so it counts each record once whatever the restarts
+    flows: Flows = field(default_factory=lambda: Flows())
 
     def position(self) -> int:
         """Where this lane stands: the first record not yet decided (the checkpoint)."""
@@ -277,8 +280,67 @@ def checkpoint_key(source: Region, topic: str, partition: int) -> bytes:
     return f"{source.value}/{topic}/{partition}".encode()
 
 
-def checkpoint_value(position: int, target_offset: int) -> bytes:
-    return json.dumps({"position": position, "target_offset": target_offset}).encode()
+@dataclass(slots=True)
+class Flows:
+    """What a mirror did with the records of one source partition below its checkpoint:
+    mirrored (shared), filtered by reason, and the field values it redacted in those shared.
+
+    Kept in the checkpoint record with the position it belongs to, so the counts are exactly
+    those of the records below that position: a restart resumes both together, and records
+    re-decided after a crash are counted again only because the checkpoint never counted them.
+    """
+
+    shared: int = 0
+    filtered: dict[str, int] = field(default_factory=dict)
+    redacted: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": FLOWS_VERSION,
+            "shared": self.shared,
+            "filtered": dict(sorted(self.filtered.items())),
+            "redacted": self.redacted,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Flows:
+        """Flows from a checkpoint's ``flows`` field; a checkpoint written before flows were
+        kept (no field) counts as zero. ValueError when present but malformed."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict) or data.get("version") != FLOWS_VERSION:
+            raise ValueError(f"flows of an unknown version: {data!r:.80}")
+        filtered = data["filtered"]
+        if not isinstance(filtered, dict):
+            raise ValueError("flows.filtered is not an object")
+        return cls(
+            _count(data["shared"]),
+            {str(k): _count(v) for k, v in filtered.items()},
+            _count(data["redacted"]),
+        )
+
+    def add(self, other: Flows) -> None:
+        self.shared += other.shared
+        self.redacted += other.redacted
+        for reason, n in other.filtered.items():
+            self.filtered[reason] = self.filtered.get(reason, 0) + n
+
+
+#: Version of the ``flows`` field of a checkpoint (bumped on an incompatible change).
+FLOWS_VERSION = 1
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"not a count: {value!r:.40}")
+    return value
+
+
+def checkpoint_value(position: int, target_offset: int, flows: Flows | None = None) -> bytes:
+    body: dict[str, Any] = {"position": position, "target_offset": target_offset}
+    if flows is not None:
+        body["flows"] = flows.as_json()
+    return json.dumps(body).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,19 +349,31 @@ class Checkpoint:
     partition: int
     position: int  # source offset: below it, everything decided and landed
     target_offset: int  # target partition offset: every later mirrored record is at or after it
+    #: what became of the records below ``position`` (zero in a checkpoint without flows)
+    flows: Flows = field(default_factory=Flows)
+
+
+def parse_checkpoint(key: bytes | None, value: bytes | None) -> tuple[str, Checkpoint] | None:
+    """(source region, checkpoint) of a record of the checkpoint topic, whichever mirror wrote
+    it; None for a malformed one."""
+    if key is None or value is None:
+        return None
+    try:
+        region, topic, partition = key.decode().split("/")
+        data = json.loads(value)
+        flows = Flows.from_json(data.get("flows"))
+        return region, Checkpoint(
+            topic, int(partition), int(data["position"]), int(data["target_offset"]), flows
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def read_checkpoint(source: Region, key: bytes | None, value: bytes | None) -> Checkpoint | None:
     """The checkpoint in a record of the checkpoint topic; None for another source's, or a
     malformed one (the caller then starts that partition from an earlier checkpoint or the
     beginning, which is safe)."""
-    if key is None or value is None:
+    parsed = parse_checkpoint(key, value)
+    if parsed is None or parsed[0] != source.value:
         return None
-    try:
-        region, topic, partition = key.decode().split("/")
-        if region != source.value:
-            return None
-        data = json.loads(value)
-        return Checkpoint(topic, int(partition), int(data["position"]), int(data["target_offset"]))
-    except (ValueError, KeyError, TypeError):
-        return None
+    return parsed[1]

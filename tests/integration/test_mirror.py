@@ -26,15 +26,16 @@ from prometheus_client import CollectorRegistry
 
 from connectors.ingest.producer import EventProducer
 from connectors.kafka.admin import create_missing
+from connectors.kafka.consume import latest_by_key
 from connectors.kafka.embedded import BACKENDS, EmbeddedBroker
 from connectors.mirror import policy as sharing
 from connectors.mirror.agent import MirrorAgent, MirrorMetrics
 from connectors.mirror.options import MirrorOptions
-from connectors.mirror.replication import Provenance
+from connectors.mirror.replication import Flows, Provenance, parse_checkpoint
 from schemas import catalog
 from schemas.events import EVENT_MODELS, EVENT_TYPES, CertificationEvent, Event
 from schemas.serde import Serde
-from schemas.topics import event_topic_name
+from schemas.topics import MIRROR_CHECKPOINT_TOPIC, event_topic_name
 from schemas.values import Region, corporate_number_check_digit
 from tests import scenarios
 from tests.scenarios import random_loop, uid
@@ -123,6 +124,45 @@ def assert_exactly_once(found: list[Landed], expected: list[Event], source: Regi
         assert "batteryloop-recognised" in dict(r.headers)
 
 
+def checkpointed_flows(target: EmbeddedBroker, source: Region) -> Flows:
+    """The flows of every source partition, summed, as the latest checkpoints on the target
+    have them."""
+    total = Flows()
+    raw = latest_by_key({"bootstrap.servers": target.bootstrap}, MIRROR_CHECKPOINT_TOPIC.name)
+    for key, value in raw.items():
+        parsed = parse_checkpoint(key, value)
+        assert parsed is not None, (key, value)
+        if parsed[0] == source.value:
+            total.add(parsed[1].flows)
+    return total
+
+
+def assert_flows_exact(
+    target: EmbeddedBroker, source: Region, events: list[Event], expected: list[Event]
+) -> None:
+    """The checkpoints count every record once: each published one decided (shared or
+    filtered), the shared ones exactly those eligible, with the values their redaction
+    removed; waiting first for the last records held by the grace period to be decided."""
+    deadline = time.monotonic() + 60
+    while True:
+        flows = checkpointed_flows(target, source)
+        decided = flows.shared + sum(flows.filtered.values())
+        if decided >= len(events) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    direction = f"{source.value.lower()}-to-{_other(source)}"
+    policy = sharing.load(sharing.shipped(direction), SECRET.encode())
+    serde = Serde()
+    redacted = 0
+    for event in expected:
+        private = serde.decode(serde.encode(event, event_topic_name(event.event_type)))[1]
+        tallied = policy.redact_tallied(event.event_type, private)
+        assert tallied is not None
+        redacted += tallied[1].total
+    assert (decided, flows.shared, flows.redacted) == (len(events), len(expected), redacted)
+    assert flows.filtered.get("uncertified", 0) > 0, flows
+
+
 def _other(region: Region) -> str:
     return "jp" if region is EU else "eu"
 
@@ -160,6 +200,8 @@ def test_exactly_once_through_repeated_sigkill(
         publisher.join()
         mirror.start()
         found = wait_landed(jp, EU, ids(expected), mirror=mirror)
+        # while it runs: the last records held by the grace period get decided
+        assert_flows_exact(jp, EU, events, expected)
     finally:
         mirror.stop()
         publisher.join()

@@ -15,6 +15,7 @@ from connectors.mirror import policy as sharing
 from connectors.mirror.replication import (
     Action,
     Checkpoint,
+    Flows,
     KnownCertifications,
     Lane,
     Provenance,
@@ -23,6 +24,7 @@ from connectors.mirror.replication import (
     checkpoint_key,
     checkpoint_value,
     judge,
+    parse_checkpoint,
     read_checkpoint,
 )
 from schemas.events import CertificationEvent, Event, envelope
@@ -285,6 +287,51 @@ def test_checkpoints_round_trip_and_bad_ones_are_ignored() -> None:
     assert read_checkpoint(Region.EU, key, b"{not json") is None
     assert read_checkpoint(Region.EU, b"EU/only-two", checkpoint_value(1, 1)) is None
     assert read_checkpoint(Region.EU, key, None) is None
+
+
+REASONS = st.sampled_from([r.value for r in Reason])
+FLOWS = st.builds(
+    Flows,
+    st.integers(0, 2**53),
+    st.dictionaries(REASONS, st.integers(0, 2**53)),
+    st.integers(0, 2**53),
+)
+
+
+@given(FLOWS, st.integers(0, 2**40), st.integers(0, 2**40))
+def test_flows_round_trip_with_their_checkpoint(flows: Flows, position: int, target: int) -> None:
+    key = checkpoint_key(Region.JP, "batteryloop.events.shipment", 5)
+    value = checkpoint_value(position, target, flows)
+    point = read_checkpoint(Region.JP, key, value)
+    assert point == Checkpoint("batteryloop.events.shipment", 5, position, target, flows)
+    # whichever mirror wrote it, the dashboard reads the source region with it
+    assert parse_checkpoint(key, value) == ("JP", point)
+
+
+def test_a_checkpoint_without_flows_counts_zero_and_malformed_flows_are_ignored() -> None:
+    key = checkpoint_key(Region.EU, "batteryloop.events.refining", 0)
+    old = b'{"position": 4, "target_offset": 2}'  # written before flows were kept
+    point = read_checkpoint(Region.EU, key, old)
+    assert point is not None and point.flows == Flows()
+    for bad in (
+        b'{"position": 4, "target_offset": 2, "flows": {"version": 99}}',
+        b'{"position": 4, "target_offset": 2, "flows": {"version": 1, "shared": -1, '
+        b'"filtered": {}, "redacted": 0}}',
+        b'{"position": 4, "target_offset": 2, "flows": {"version": 1, "shared": 1, '
+        b'"filtered": [], "redacted": 0}}',
+        b'{"position": 4, "target_offset": 2, "flows": []}',
+    ):
+        assert read_checkpoint(Region.EU, key, bad) is None, bad
+
+
+@given(FLOWS, FLOWS)
+def test_flows_add_up_per_count(a: Flows, b: Flows) -> None:
+    total = Flows(a.shared, dict(a.filtered), a.redacted)
+    total.add(b)
+    assert total.shared == a.shared + b.shared
+    assert total.redacted == a.redacted + b.redacted
+    for reason in {*a.filtered, *b.filtered}:
+        assert total.filtered[reason] == a.filtered.get(reason, 0) + b.filtered.get(reason, 0)
 
 
 @settings(max_examples=25, deadline=None)
