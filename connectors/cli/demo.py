@@ -37,12 +37,13 @@ from connectors.mirror.agent import MirrorAgent, MirrorMetrics, Totals
 from connectors.mirror.options import MirrorOptions
 from schemas.topics import DEAD_LETTER_TOPIC, DOCUMENT_TOPICS
 from schemas.values import ALLIANCE_COUNTRIES, Region, operator_id_platform
-from streams.domain.crossings import (
-    crossed_in_ledger,
-    crossings_view,
-    partner_recycling_in_ledger,
-)
 from streams.domain.quantities import share
+from streams.domain.summaries import (
+    ledger_loops,
+    open_alerts,
+    recovery_rows,
+    recycled_content_rows,
+)
 
 WATCHED = ("passports", "lots", "recycled-content", "recovery", "disclosure", "alerts")
 
@@ -234,59 +235,15 @@ def _summary(
     regions: dict[str, Any] = {}
     for region, watcher in watchers.items():
         docs = watcher.poll().documents
-        recycled = []
-        for tally in docs["recycled-content"].values():
-            metals = {
-                m: {
-                    k: v[k]
-                    for k in (
-                        "recycled_share",
-                        "pre_consumer_share",
-                        "post_consumer_share",
-                        "minimum_2031",
-                        "minimum_2036",
-                        "meets_2031",
-                        "meets_2036",
-                    )
-                }
-                for m, v in tally["metals"].items()
-                if Decimal(v["total_kg"]) > 0
-            }
-            if metals:
-                recycled.append(
-                    {
-                        **_labels(tally),
-                        "batteries": tally["batteries"],
-                        "batteries_incomplete": tally["batteries_incomplete"],
-                        "metals": metals,
-                    }
-                )
-        recovery = []
-        for tally in docs["recovery"].values():
-            metals = {
-                m: {
-                    k: v[k]
-                    for k in (
-                        "efficiency",
-                        "target_2027",
-                        "target_2031",
-                        "meets_2027",
-                        "meets_2031",
-                    )
-                }
-                for m, v in tally["metals"].items()
-                if Decimal(v["input_kg"]) > 0
-            }
-            recovery.append({**_labels(tally), "metals": metals})
-        alerts = Counter(a["kind"] for a in docs["alerts"].values() if a.get("status") == "open")
+        alerts = open_alerts(docs["alerts"].values())
         regions[region.value] = {
             "events_published": len(sim.by_region(region)),
             "bad_records_published": bad.get(region.value, 0),
             "dead_letters": watcher.outputs.dead_letters,
             "passports": len(docs["passports"]),
-            "recycled_content": recycled,
-            "recovery": recovery,
-            "open_alerts": dict(sorted(alerts.items())),
+            "recycled_content": recycled_content_rows(docs["recycled-content"].values()),
+            "recovery": recovery_rows(docs["recovery"].values()),
+            "open_alerts": alerts,
             "outflows": [
                 a["message"]
                 for a in docs["alerts"].values()
@@ -316,13 +273,10 @@ def alliance_summary(lots_by_region: dict[str, dict[bytes, Any]]) -> dict[str, A
     documents, replicas included): recovered metal that crossed the border each way, and the
     recycled metal each region's refiners took from the partner's recycling, in kg; and
     whether the two ledgers agree."""
-    per_region: dict[str, Any] = {}
-    for region, lots in lots_by_region.items():
-        by_id = {key.decode(): doc for key, doc in lots.items()}
-        per_region[region] = {
-            "recovered_crossing": crossings_view(crossed_in_ledger(by_id)),
-            "refined_from_partner_recycling": crossings_view(partner_recycling_in_ledger(by_id)),
-        }
+    per_region = {
+        region: ledger_loops({key.decode(): doc for key, doc in lots.items()})
+        for region, lots in lots_by_region.items()
+    }
     figures = list(per_region.values())
     return {"ledgers": per_region, "agree": all(f == figures[0] for f in figures)}
 
@@ -336,13 +290,6 @@ def mirror_summary(totals: Totals) -> dict[str, Any]:
         "confidential_values_removed": totals.redactions.confidential_removed,
         "other_redactions": {k: v for k, v in totals.redactions.other().items() if v},
     }
-
-
-_NOT_LABELS = ("metals", "batteries", "basis", "recoveries", "batteries_incomplete")
-
-
-def _labels(tally: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in tally.items() if k not in _NOT_LABELS}
 
 
 def _incomplete(tally: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ tallies it holds.
 ``/healthz``: whether it holds partitions (503 once it has waited past ``--assignment-timeout``).
 ``/readyz``: 200 once its partitions are assigned and their states restored, 503 before.
 ``/metrics``: Prometheus.
+``/dashboard`` (``/`` redirects there): the region's dashboard (:mod:`.dashboard`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.exports.passport_page import passport_page, prefers_html
 from streams.domain.routing import lot_key, operator_key
+from streams.worker.dashboard import add_dashboard
 
 if TYPE_CHECKING:
     from streams.worker.app import Processors
@@ -105,6 +107,7 @@ def application(processors: Processors) -> web.Application:
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", ready)
     app.router.add_get("/metrics", metrics)
+    add_dashboard(app, processors)
     return app
 
 
