@@ -4,7 +4,8 @@ It starts an embedded broker per region, provisions the topics, starts the strea
 each region (a ``batteryloop worker`` child process each), the mirror in both directions (in
 this process, one thread per direction, under the shipped policies and a secret made up for the
 run), publishes the simulated supply chain (``simulator.py``) with its bad records, waits until
-everything is processed (watching the outputs, not a fixed sleep) and prints a summary. Nothing
+everything is processed (watching the outputs, not a fixed sleep) and prints a summary; with
+``serve`` it then keeps both regions running and prints their dashboard URLs until Ctrl-C. Nothing
 it started outlives it: children die with it (PR_SET_PDEATHSIG), and every exit path, Ctrl-C
 included, stops them in order.
 """
@@ -95,7 +96,12 @@ def run_demo(
     years: int = 1,
     seed: int = 2031,
     timeout: float = 300.0,
+    serve: bool = False,
 ) -> int:
+    """Run the demo and print its summary; with ``serve``, then keep the brokers, the
+    processors and the mirrors running and print each region's dashboard URL, until Ctrl-C
+    (or SIGTERM). Returns 0 when everything was processed in time (and, serving, nothing
+    stopped before Ctrl-C), 1 otherwise."""
     started = time.monotonic()
     log = sys.stderr
 
@@ -153,6 +159,9 @@ def run_demo(
                 watchers[region] = Watcher(configs[region])
             done = _wait(sim, agents, threads, watchers, workers, started + timeout, step)
             summary = _summary(backend, sim, published.bad, agents, watchers, started, done)
+            if serve:
+                _report(summary, out, as_json)
+                done = _serve(workers, threads, out, step) and done
         finally:
             stop.set()
             for thread in threads:
@@ -162,11 +171,45 @@ def run_demo(
             for worker in workers:
                 worker.stop()
             step("stopped the mirrors, the processors and the brokers")
+    if not serve:
+        _report(summary, out, as_json)
+    return 0 if done else 1
+
+
+def _report(summary: dict[str, Any], out: TextIO, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps(summary, indent=2) + "\n")
     else:
         _print_summary(summary, out)
-    return 0 if done else 1
+    out.flush()
+
+
+def _serve(
+    workers: list[WorkerProcess],
+    threads: list[threading.Thread],
+    out: TextIO,
+    step: Callable[[str], None],
+) -> bool:
+    """Keep everything running and say where each region's dashboard is, until Ctrl-C;
+    False when a worker or a mirror stopped on its own first."""
+    out.write("\ndashboards (Ctrl-C stops the demo):\n")
+    for worker in workers:
+        out.write(f"  {worker.region.value}: http://127.0.0.1:{worker.port}/dashboard\n")
+    out.flush()
+    try:
+        while True:
+            for worker in workers:
+                if not worker.alive:
+                    step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
+                    return False
+            for thread in threads:
+                if not thread.is_alive():
+                    step(f"mirror {thread.name} stopped on an error (see the log above)")
+                    return False
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        step("Ctrl-C: stopping")
+        return True
 
 
 def _wait(

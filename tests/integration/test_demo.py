@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 DEMO = [sys.executable, "-m", "connectors.cli", "demo"]
 
@@ -106,5 +108,68 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started() -> None:
             demo.wait()
     assert demo.returncode == 130, stderr[-3000:]
     assert "interrupted" in out + stderr
+    time.sleep(0.5)
+    assert _leftovers(stderr) == []
+
+
+def _get(url: str) -> tuple[str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.headers.get_content_type(), r.read()
+
+
+def test_serve_keeps_both_regions_up_with_their_dashboards_until_ctrl_c(tmp_path: Path) -> None:
+    """``demo --serve``: the summary, then each region's dashboard URL; each dashboard shows
+    its region's tallies and the flows the partner's mirror brought in, as many as the summary
+    says it mirrored; Ctrl-C (to the whole process group, as a terminal sends it) ends it
+    cleanly, leaving nothing running."""
+    errors = tmp_path / "stderr.log"
+    with errors.open("w") as err:
+        demo = subprocess.Popen(
+            [*DEMO, "--batteries", "20", "--serve"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        assert demo.stdout is not None
+        out = ""
+        deadline = time.monotonic() + 400
+        while len(re.findall(r"^  (EU|JP): (http://\S+/dashboard)$", out, re.M)) < 2:
+            assert time.monotonic() < deadline, out
+            line = demo.stdout.readline()
+            assert line, out + errors.read_text()[-3000:]
+            out += line
+        urls = dict(re.findall(r"^  (EU|JP): (http://\S+/dashboard)$", out, re.M))
+        mirrored = {
+            d: int(n) for d, n in re.findall(r"^(eu-to-jp|jp-to-eu): (\d+) mirrored", out, re.M)
+        }
+        assert set(urls) == {"EU", "JP"} and set(mirrored) == {"eu-to-jp", "jp-to-eu"}, out
+        for region, url in urls.items():
+            kind, body = _get(url)
+            assert kind == "text/html" and b"/dashboard/dashboard.js" in body
+            incoming = "jp-to-eu" if region == "EU" else "eu-to-jp"
+            data: dict[str, Any] = {}
+            until = time.monotonic() + 60
+            while time.monotonic() < until:
+                data = json.loads(_get(url + "/data")[1])
+                flows = data["flows"].get(incoming, {}).get("total", {})
+                if flows.get("shared") == mirrored[incoming] and data["recycled_content"]:
+                    break
+                time.sleep(1)
+            assert data["region"] == region
+            assert data["flows"][incoming]["total"]["shared"] == mirrored[incoming], data["flows"]
+            assert data["flows"][incoming]["total"]["filtered"].get("invalid", 0) > 0
+            assert data["recycled_content"] and data["recovery"], data
+            assert data["open_alerts"].get("outflow", 0) >= 1
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    stderr = errors.read_text()
+    assert demo.returncode == 0, stderr[-3000:]
+    assert "stopped the mirrors, the processors and the brokers" in stderr
     time.sleep(0.5)
     assert _leftovers(stderr) == []

@@ -26,6 +26,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             years=args.years,
             seed=args.seed,
             timeout=args.timeout,
+            serve=args.serve,
         )
     except KeyboardInterrupt:
         out.write("\ninterrupted; brokers stopped\n")
@@ -47,7 +48,8 @@ def register(sub: Subcommands) -> None:
             "processed and print a summary: passports, recycled content against the 2031/2036 "
             "minimums, recovery against the 2027/2031 targets, alerts, dead letters, and what "
             "the mirrors shared, filtered and redacted each way. Progress goes to stderr. "
-            "Leaves no process running when it exits, also on Ctrl-C."
+            "With --serve it then keeps both regions running and prints their dashboard URLs "
+            "until Ctrl-C. Leaves no process running when it exits, also on Ctrl-C."
         ),
     )
     add_simulation_options(demo)
@@ -61,3 +63,9 @@ def register(sub: Subcommands) -> None:
         help=f"embedded broker (default {DEFAULT_BACKEND})",
     )
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the summary, keep both regions running and print the URL of each region's "
+        "dashboard (served by its processors) until Ctrl-C",
+    )
