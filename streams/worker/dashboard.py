@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,9 @@ def _put(table: dict[Any, Any], key: Any, doc: Any) -> None:
         table[key] = doc
 
 
-def incoming_flows(region: str, checkpoints: Any) -> dict[str, dict[str, Any]]:
+def incoming_flows(
+    region: str, checkpoints: Iterable[tuple[str, str, Flows]]
+) -> dict[str, dict[str, Any]]:
     """Per direction into ``region`` (``jp-to-eu`` on the EU cluster): records shared, filtered
     by reason and field values redacted, in total and per event type, summed over the source
     partitions' latest checkpoints."""
