@@ -18,7 +18,7 @@ import yaml
 
 from connectors.settings import Settings
 from schemas.values import Region
-from tests.deploy.cli_lines import DEPLOY, http_endpoint, parse, tool
+from tests.deploy.cli_lines import DEPLOY, http_endpoint, missing, parse, tool
 from tests.deploy.strimzi_topics import kafka_topic, registry_topics
 
 KUBERNETES_VERSION = "1.32.0"  # the API the manifests are written for
@@ -58,7 +58,7 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Resource]]:
 def validate_custom(resources: list[Resource]) -> list[Resource]:
     node = tool("node", "Node.js runs deploy/validate (npm ci --prefix deploy/validate)")
     if not (VALIDATE / "node_modules").is_dir():
-        pytest.fail("deploy/validate/node_modules missing: run npm ci --prefix deploy/validate")
+        missing("deploy/validate/node_modules missing: run npm ci --prefix deploy/validate")
     result = subprocess.run(
         [node, str(VALIDATE / "validate-crs.mjs")],
         input=json.dumps(resources),
