@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,10 +32,10 @@ def bucket_counts(values: Iterable[float], bounds: Sequence[float]) -> list[int]
     """How many of ``values`` fall in each bucket, not cumulated: bucket *i* holds the values
     ``bounds[i-1] < v <= bounds[i]``, and one more bucket the values beyond the last bound
     (``prometheus_client.Histogram.observe`` places a value the same way)."""
-    counts = [0] * (len(bounds) + 1)
-    for value in sorted(values):
-        counts[bisect_left(bounds, value)] += 1
-    return counts
+    ordered = sorted(values)
+    # cumulative counts by bisecting the sorted batch at each bound: no Python loop per value
+    at_or_below = [bisect_right(ordered, bound) for bound in bounds] + [len(ordered)]
+    return [n - (at_or_below[i - 1] if i else 0) for i, n in enumerate(at_or_below)]
 
 
 class BatchHistogram(Collector):
@@ -67,6 +67,22 @@ class BatchHistogram(Collector):
             for i, n in enumerate(counts):
                 if n:
                     self._counts[i] += n
+            self._sum += total
+
+    def add_ages(self, now_ms: int, stamps_ms: Sequence[int]) -> None:
+        """Add the ages in seconds at ``now_ms`` of the millisecond timestamps ``stamps_ms``
+        (``add([(now_ms - t) / 1000 for t in stamps_ms])``, without building that list): an
+        age is within a bound where its stamp is at or after ``now_ms - bound * 1000``."""
+        if not stamps_ms:
+            return
+        ordered = sorted(stamps_ms)
+        n = len(ordered)
+        within = [n - bisect_left(ordered, now_ms - bound * 1000) for bound in self.bounds]
+        within.append(n)
+        total = (n * now_ms - sum(ordered)) / 1000
+        with self._lock:
+            for i, cumulative in enumerate(within):
+                self._counts[i] += cumulative - (within[i - 1] if i else 0)
             self._sum += total
 
     def count(self) -> int:

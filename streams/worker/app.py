@@ -569,8 +569,7 @@ class Processors:
         """Add a stored window's counts to the metrics: one ``inc`` per label set, the
         latencies of all its events in one go, and the consumer lag as of now."""
         m = self.metrics
-        stored_ms = time.time() * 1000
-        m.latency.add([(stored_ms - ts) / 1000 for ts in window.timestamps])
+        m.latency.add_ages(int(time.time() * 1000), window.timestamps)
         for event_type, count in window.processed.items():
             m.processed.labels(event_type).inc(count)
         for (event_type, reason), count in window.failed.items():

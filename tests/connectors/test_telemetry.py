@@ -52,6 +52,27 @@ def test_batches_read_as_observing_each_value(batches: list[list[float]]) -> Non
     assert added.count() == sum(len(b) for b in batches)
 
 
+@given(
+    st.integers(min_value=0, max_value=2**42),
+    st.lists(st.lists(st.integers(min_value=-1000, max_value=400_000), max_size=50), max_size=4),
+)
+def test_ages_of_timestamps_read_as_observing_each_age(now: int, batches: list[list[int]]) -> None:
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    histogram = Histogram("age_seconds", "x", buckets=LATENCY_BUCKETS, registry=one_by_one)
+    added = BatchHistogram("age_seconds", "x")
+    batched.register(added)
+    for ages in batches:
+        stamps = [now - age for age in ages]
+        for stamp in stamps:
+            histogram.observe((now - stamp) / 1000)
+        added.add_ages(now, stamps)
+    expected = samples(one_by_one, "age_seconds")
+    got = samples(batched, "age_seconds")
+    total = ("age_seconds_sum", "")
+    assert math.isclose(got.pop(total), expected.pop(total), rel_tol=1e-9, abs_tol=1e-6)
+    assert got == expected
+
+
 @given(st.lists(values), st.lists(values, min_size=1, unique=True).map(sorted))
 def test_bucket_counts_place_each_value_in_its_first_bound_at_or_above(
     observed: list[float], bounds: list[float]
