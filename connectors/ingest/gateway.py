@@ -265,7 +265,7 @@ class Gateway:
             self.reached = True
 
     def _metadata(self) -> None:
-        self.producer.list_topics(timeout=5)
+        self.producer.list_topics(timeout=2)  # short: a stop waits for this thread
 
     async def _shutdown(self, app: web.Application) -> None:
         # Runs once the listening socket is closed; requests waiting for a delivery now wait
