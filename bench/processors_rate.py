@@ -181,7 +181,7 @@ def run_worker(
                 if worker.process is not None and worker.process.poll() is not None:
                     raise RuntimeError(f"the worker exited:\n{worker.log_tail()}")
                 now = time.monotonic()
-                routed = metric(text, "batteryloop_events_routed_total")
+                routed = metric(text, "batteryloop_events_processed_total")
                 messages = metric(text, "batteryloop_entity_messages_total")
                 if routed and first is None:
                     first = now

@@ -19,7 +19,10 @@
   reason, duplicate or not) and the valid ones are published whatever the others are.
 * SIGTERM or SIGINT: the gateway stops accepting connections, waits up to the grace period for
   deliveries in flight, answers what is still waiting with 503, and exits.
-* ``GET /openapi.json`` describes all of this; ``GET /health`` answers 200.
+* ``GET /openapi.json`` describes all of this. Without credentials: ``GET /healthz`` (and
+  ``/health``) answers 200 while the process serves; ``GET /readyz`` 200 once the producer has
+  reached the cluster (503 before, and while stopping); ``GET /metrics`` is Prometheus
+  (requests by route and status, events by type and outcome, request seconds by route).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hashlib
 import json
 import math
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +40,13 @@ from typing import Any
 
 from aiohttp import web
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from pydantic import ValidationError
 
 from connectors.ingest.producer import DEFAULTS, ENFORCED
@@ -68,6 +79,36 @@ def build_producer(kafka: Mapping[str, str], delivery_timeout: float) -> Produce
     )
 
 
+class GatewayMetrics:
+    """The gateway's Prometheus metrics, in a registry of its own (tests run several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "batteryloop_gateway_requests_total",
+            "HTTP requests answered, by route (its pattern, never an id) and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "batteryloop_gateway_events_total",
+            "Events of requests, by type (unknown when unreadable) and outcome: accepted "
+            "(202, duplicates too) or rejected",
+            ["event_type", "outcome"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "batteryloop_gateway_request_seconds",
+            "Time to answer a request, by route",
+            ["route"],
+            registry=self.registry,
+        )
+
+
+#: Route label of a request no route matched (its path is not a label: it is unbounded).
+UNMATCHED = "unmatched"
+
+
 @dataclass(frozen=True)
 class Delivered:
     topic: str
@@ -87,6 +128,7 @@ class ItemResult:
     index: int
     status: int
     line: int | None = None  # 1-based line of a JSON Lines body
+    event_type: str = "unknown"  # for metrics only; unknown until the item is readable
     event_id: str | None = None
     duplicate: bool = False
     reason: str | None = None
@@ -170,6 +212,7 @@ class Gateway:
         delivery_timeout: float,
         dedup_capacity: int,
         grace: float,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if delivery_timeout <= 0 or grace < 0:
             raise ValueError("the delivery timeout must be positive and the grace period >= 0")
@@ -180,17 +223,27 @@ class Gateway:
         self.grace = grace
         self.recent: RecentEvents[Delivered | Undelivered] = RecentEvents(dedup_capacity)
         self.producer = build_producer(kafka, delivery_timeout)
+        self.metrics = GatewayMetrics(registry)
+        #: Whether the producer has reached the cluster (``/readyz``).
+        self.reached = False
         self._poller: asyncio.Task[None] | None = None
+        self._reaching: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     # --- the app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._refusals])
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[self._measure, self._refusals]
+        )
         app.router.add_post("/events", self.post_event)
         app.router.add_post("/events/batch", self.post_batch)
         app.router.add_get("/openapi.json", self.openapi)
+        # no credentials on these: probes and scrapers carry none
         app.router.add_get("/health", self.health)
+        app.router.add_get("/healthz", self.health)
+        app.router.add_get("/readyz", self.readiness)
+        app.router.add_get("/metrics", self.scrape)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._stop)
@@ -198,6 +251,21 @@ class Gateway:
 
     async def _start(self, app: web.Application) -> None:
         self._poller = asyncio.create_task(self._poll())
+        self._reaching = asyncio.create_task(self._reach())
+
+    async def _reach(self) -> None:
+        """Ask the cluster for its metadata until it answers: the gateway is ready then."""
+        loop = asyncio.get_running_loop()
+        while not self.reached and not self._stopping.is_set():
+            try:
+                await loop.run_in_executor(None, self._metadata)
+            except KafkaException:
+                await asyncio.sleep(1)  # not reachable yet; librdkafka keeps trying too
+                continue
+            self.reached = True
+
+    def _metadata(self) -> None:
+        self.producer.list_topics(timeout=2)  # short: a stop waits for this thread
 
     async def _shutdown(self, app: web.Application) -> None:
         # Runs once the listening socket is closed; requests waiting for a delivery now wait
@@ -205,8 +273,9 @@ class Gateway:
         self._stopping.set()
 
     async def _stop(self, app: web.Application) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in (self._poller, self._reaching):
+            if task is not None:
+                task.cancel()
         # Whatever is still queued was answered 503 (or its client is gone): drop it rather
         # than deliver it after the answer.
         self.producer.purge()
@@ -311,13 +380,26 @@ class Gateway:
                 result.status, result.reason = 503, outcome.reason
             else:
                 result.status, result.delivered = 202, outcome
+                self.reached = True
+        self._count_events(results)
         return results
+
+    def _count_events(self, results: list[ItemResult]) -> None:
+        """One ``inc`` per type and outcome of a request."""
+        counts: dict[tuple[str, str], int] = {}
+        for result in results:
+            labels = (result.event_type, "accepted" if result.status == 202 else "rejected")
+            counts[labels] = counts.get(labels, 0) + 1
+        for (event_type, outcome), count in counts.items():
+            self.metrics.events.labels(event_type, outcome).inc(count)
 
     def _claim(
         self, item: RawItem, operator: str, at: list[Any], result: ItemResult
     ) -> _Claim | None:
         """Validate and encode an item and claim its event id; None (with ``result`` saying
         why) for an item refused here."""
+        if isinstance(item.value, dict) and item.value.get("event_type") in EVENT_MODELS:
+            result.event_type = item.value["event_type"]  # one of a bounded set
         if item.not_json is not None:
             result.reason = item.not_json
             result.errors = [{"loc": at, "msg": item.not_json, "type": "json_invalid"}]
@@ -433,9 +515,39 @@ class Gateway:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "region": self.region.value})
 
+    async def readiness(self, request: web.Request) -> web.Response:
+        ready = self.reached and not self._stopping.is_set()
+        body = {"ready": ready, "cluster_reached": self.reached, "region": self.region.value}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def scrape(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
     def retry_after(self) -> str:
         """Seconds a client should wait after a 503: one delivery timeout."""
         return str(math.ceil(self.delivery_timeout))
+
+    @web.middleware
+    async def _measure(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Middleware: count every answer by route and status, and time it."""
+        started = time.perf_counter()
+        status = 500  # an unexpected error, answered 500 by aiohttp
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as answer:
+            status = answer.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away before its answer
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = UNMATCHED if resource is None else resource.canonical
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
 
     @web.middleware
     async def _refusals(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -587,6 +699,8 @@ def openapi_document(region: Region) -> dict[str, Any]:
         "503": _answer(f"{stopping}; resending is safe (idempotent by event_id)", error, retry),
     }
     per_item = "per item, each answered in items[] by index"
+    open_: dict[str, Any] = {"security": []}  # probes and scrapers carry no credentials
+    ok = {"200": {"description": "ok"}}
     many = {
         **common,
         "202": _answer("every item published (or a duplicate)", batch),
@@ -633,8 +747,24 @@ def openapi_document(region: Region) -> dict[str, Any]:
                     "responses": many,
                 }
             },
-            "/health": {
-                "get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}
+            "/health": {"get": {**open_, "summary": "liveness", "responses": ok}},
+            "/healthz": {"get": {**open_, "summary": "liveness", "responses": ok}},
+            "/readyz": {
+                "get": {
+                    **open_,
+                    "summary": "readiness: the producer has reached the cluster",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not reached yet, or stopping"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    **open_,
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text exposition format"}},
+                }
             },
         },
         "components": {

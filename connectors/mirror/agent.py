@@ -180,6 +180,9 @@ class MirrorAgent:
         )
         self.metrics = metrics or MirrorMetrics()
         self.totals = Totals()
+        #: Set while a session runs: the position is recovered from the target and the
+        #: source is being read (``/readyz``).
+        self.ready = threading.Event()
         self._failure: str | None = None
         self._target_end: dict[tuple[str, int], int] = {}
         self._observe_latency = self.metrics.latency.labels(self.direction).observe
@@ -215,11 +218,13 @@ class MirrorAgent:
                 backoff = min(backoff * 2, self.options.backoff_max)
                 continue
             available.set(1)
+            self.ready.set()
             log.info("%s: mirroring (%s)", self.direction, session.describe())
             try:
                 session.run(stop)
                 backoff = self.options.backoff_initial
             except (Unavailable, KafkaException) as exc:
+                self.ready.clear()
                 available.set(0)
                 log.warning(
                     "%s: target %s unavailable: %s; recovering in %.1f s",
@@ -231,6 +236,7 @@ class MirrorAgent:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.options.backoff_max)
             finally:
+                self.ready.clear()
                 # Nothing may still be in flight when the next session reads the target.
                 session.close(5 if stop.is_set() else _message_timeout(self.options.target) + 5)
 
@@ -801,8 +807,13 @@ def _message_timeout(config: Mapping[str, str]) -> float:
     return int(value) / 1000
 
 
-def run_mirror(options: MirrorOptions, stop: threading.Event | None = None) -> MirrorAgent:
-    """Run an agent in this thread until ``stop`` is set (SIGTERM and Ctrl-C set it)."""
+def run_mirror(
+    options: MirrorOptions,
+    stop: threading.Event | None = None,
+    agent: MirrorAgent | None = None,
+) -> MirrorAgent:
+    """Run an agent (``agent``, or a new one for ``options``) in this thread until ``stop`` is
+    set (SIGTERM and Ctrl-C set it)."""
     import signal
 
     stop = stop or threading.Event()
@@ -813,6 +824,6 @@ def run_mirror(options: MirrorOptions, stop: threading.Event | None = None) -> M
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
-    agent = MirrorAgent(options)
+    agent = agent or MirrorAgent(options)
     agent.run(stop)
     return agent

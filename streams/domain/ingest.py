@@ -81,12 +81,27 @@ _METALS = frozenset(m.value for m in Metal)
 _KEY_FIELD = {t: model.KEY_FIELD for t, model in EVENT_MODELS.items()}
 
 
+#: Bounded categories of a rejection, for metric labels (the reason itself is free text).
+UNDECODABLE, WRONG_TOPIC, INVALID, INVALID_PUBLISHER = (
+    "undecodable",
+    "wrong_topic",
+    "invalid",
+    "invalid_publisher",
+)
+#: The event type of a record that could not be decoded.
+UNKNOWN_TYPE = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A record of the batch that sends nothing: its index in the batch and why."""
+    """A record of the batch that sends nothing: its index in the batch and why (``reason``,
+    for the dead-letter headers), with its event type (:data:`UNKNOWN_TYPE` when undecodable)
+    and a bounded ``category`` of the reason (for metrics)."""
 
     index: int
     reason: str
+    event_type: str = UNKNOWN_TYPE
+    category: str = INVALID
 
 
 @dataclass
@@ -101,6 +116,14 @@ class Ingested:
 
 class _Invalid(ValueError):
     """A decoded record that breaks a rule routing relies on."""
+
+    category = INVALID
+
+
+class _InvalidPublisher(_Invalid):
+    """A decoded record whose publisher breaks the envelope's rules."""
+
+    category = INVALID_PUBLISHER
 
 
 class EventIngest:
@@ -139,7 +162,7 @@ class EventIngest:
                 expected = self.topic_event_type.get(topic)
                 if expected is not None and event_type != expected:
                     reason = f"a {event_type} event on the {expected} topic"
-                    out.rejected.append(Rejected(index, reason))
+                    out.rejected.append(Rejected(index, reason, event_type, WRONG_TOPIC))
                     continue
                 if record["event_type"] != event_type:
                     raise _Invalid(
@@ -149,10 +172,11 @@ class EventIngest:
                 env = self._envelope(event_type, record, topic, headers)
                 messages = _ROUTES[event_type](record, env)
             except DecodeError as exc:
-                out.rejected.append(Rejected(index, exc.reason))
+                out.rejected.append(Rejected(index, exc.reason, UNKNOWN_TYPE, UNDECODABLE))
                 continue
             except _Invalid as exc:
-                out.rejected.append(Rejected(index, f"invalid {event_type} event: {exc}"))
+                reason = f"invalid {event_type} event: {exc}"
+                out.rejected.append(Rejected(index, reason, event_type, exc.category))
                 continue
             out.messages.extend(messages)
             routed[event_type] += 1
@@ -184,7 +208,7 @@ class EventIngest:
             if len(self._publishers) > _PUBLISHERS_KEPT:
                 self._publishers.clear()
         if problem is not None:
-            raise _Invalid(problem)
+            raise _InvalidPublisher(problem)
         env = {
             "event_id": record["event_id"],
             "event_type": event_type,

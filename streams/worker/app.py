@@ -60,6 +60,7 @@ from connectors.kafka import clients
 from connectors.kafka.consume import read_to_end
 from connectors.kafka.partitioner import Partitioner
 from connectors.mirror import policy as sharing
+from connectors.telemetry import BatchHistogram
 from schemas.catalog import SchemaVersion
 from schemas.serde import Serde
 from schemas.topics import (
@@ -137,20 +138,50 @@ class WorkerOptions:
 
 
 class Metrics:
-    """Prometheus metrics of one worker (own registry, so tests can run several)."""
+    """Prometheus metrics of one worker (own registry, so tests can run several).
+
+    The loop counts into its window and adds to these once per window (one ``inc`` per label
+    set), never per event: see :meth:`Processors._count_window`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.events = Counter(
-            "batteryloop_events_routed_total",
-            "Lifecycle events decoded, validated and routed",
+        self.processed = Counter(
+            "batteryloop_events_processed_total",
+            "Lifecycle events decoded, validated and applied (counted once their window is stored)",
             ["event_type"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "batteryloop_events_failed_total",
+            "Lifecycle events that failed to decode or validate (event_type unknown when "
+            "undecodable), by reason category; each went to the dead-letter topic",
+            ["event_type", "reason"],
             registry=self.registry,
         )
         self.dead_letters = Counter(
             "batteryloop_dead_letters_total",
-            "Records sent to the dead-letter topic",
+            "Records sent to the dead-letter topic, by the topic they came from and reason "
+            "category",
+            ["topic", "reason"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "batteryloop_consumer_lag_records",
+            "Records not yet read in the partitions this worker holds, summed per topic (from "
+            "the high watermarks of fetch responses)",
             ["topic"],
+            registry=self.registry,
+        )
+        self.latency = BatchHistogram(
+            "batteryloop_event_latency_seconds",
+            "From an event record's timestamp to its window being stored (state updated)",
+        )
+        self.registry.register(self.latency)
+        self.alerts = Counter(
+            "batteryloop_alerts_raised_total",
+            "Alerts that became open (new, or again after being resolved), by kind",
+            ["kind"],
             registry=self.registry,
         )
         self.messages = Counter(
@@ -253,6 +284,13 @@ class Window:
     documents: dict[tuple[str, str], Any] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to read
     produced: int = 0  # records produced in the window (entity messages, dead letters)
+    # counted while the window is open, added to the metrics once it is stored
+    processed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    dead_letters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    raised: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: Kafka timestamps (ms) of the events applied in the window.
+    timestamps: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.states or self.documents or self.offsets or self.produced)
@@ -288,6 +326,8 @@ class Processors:
         self._scans: list[Iterator[tuple[bytes, bytes]]] = []
         self._changelog_end: dict[int, int] = {}
         self._delivery_errors: list[str] = []
+        self._assigned: list[TopicPartition] = []  # what the consumer holds, for the lag
+        self._lag_topics: set[str] = set()
         client = {**options.kafka, "bootstrap.servers": options.bootstrap}
         consumer = {
             **client,
@@ -384,10 +424,16 @@ class Processors:
             batch = [(r.topic(), r.value(), r.headers()) for r in events]
             ingested = self.ingest.ingest(cast(list[IngestRecord], batch))
             addressed.extend(ingested.messages)
+            window = self.window
             for rejected in ingested.rejected:
-                self._dead_letter(events[rejected.index], rejected.reason)
+                self._dead_letter(events[rejected.index], rejected.reason, rejected.category)
+                window.failed[rejected.event_type, rejected.category] += 1
             for event_type, count in ingested.routed.items():
-                self.metrics.events.labels(event_type).inc(count)
+                window.processed[event_type] += count
+            if ingested.rejected:
+                dropped = {rejected.index for rejected in ingested.rejected}
+                events = [r for i, r in enumerate(events) if i not in dropped]
+            window.timestamps.extend([r.timestamp()[1] for r in events])
         self._apply(addressed)
         self.metrics.batch_seconds.labels("handle").observe(time.perf_counter() - started)
 
@@ -428,6 +474,8 @@ class Processors:
         self._cache.update(states)
         for output, key, doc in fx.published:
             window.documents[output, key] = doc
+        for kind, count in fx.raised.items():
+            window.raised[kind] += count
         self._send(fx.messages)
         per_kind: dict[str, int] = defaultdict(int)
         for key, _ in held:
@@ -476,9 +524,10 @@ class Processors:
         # Documents (and the entity messages already queued) first, then the states: a state
         # on the changelog says its document is published and its messages are sent (it keeps
         # what it published, to publish only changes), so it must not get there before them.
+        published: dict[str, int] = defaultdict(int)
         for (output, key), doc in window.documents.items():
             self._produce(DOCUMENT_TOPICS[output].name, key.encode(), dumps(doc))
-            self.metrics.documents.labels(output).inc()
+            published[output] += 1
         self._flush()
         values: dict[int, dict[bytes, bytes]] = defaultdict(dict)
         for key, state in window.states.items():
@@ -513,7 +562,40 @@ class Processors:
         if len(self._cache) > self.options.cache_entries:
             self._cache.clear()
         self.window = Window()
+        self._count_window(window, published)
         self.metrics.batch_seconds.labels("commit").observe(time.perf_counter() - started)
+
+    def _count_window(self, window: Window, published: dict[str, int]) -> None:
+        """Add a stored window's counts to the metrics: one ``inc`` per label set, the
+        latencies of all its events in one go, and the consumer lag as of now."""
+        m = self.metrics
+        m.latency.add_ages(int(time.time() * 1000), window.timestamps)
+        for event_type, count in window.processed.items():
+            m.processed.labels(event_type).inc(count)
+        for (event_type, reason), count in window.failed.items():
+            m.failed.labels(event_type, reason).inc(count)
+        for (topic, reason), count in window.dead_letters.items():
+            m.dead_letters.labels(topic, reason).inc(count)
+        for kind, count in window.raised.items():
+            m.alerts.labels(kind).inc(count)
+        for output, count in published.items():
+            m.documents.labels(output).inc(count)
+        self._measure_lag()
+
+    def _measure_lag(self) -> None:
+        """Consumer lag per topic over the partitions held: the high watermark the last fetch
+        response reported (cached: no request, and never a ListOffsets answer, which some
+        brokers get wrong) minus the position."""
+        lag: dict[str, int] = defaultdict(int)
+        for tp in self.consumer.position(self._assigned) if self._assigned else []:
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:  # else not fetched yet: nothing known
+                lag[tp.topic] += max(0, high - tp.offset)
+        for topic in self._lag_topics - set(lag):
+            self.metrics.lag.remove(topic)
+        for topic, behind in lag.items():
+            self.metrics.lag.labels(topic).set(behind)
+        self._lag_topics = set(lag)
 
     def _produce(
         self,
@@ -570,7 +652,7 @@ class Processors:
                 f"{remaining} record(s) undelivered after 60 s; delivery errors: {errors[:5]}"
             )
 
-    def _dead_letter(self, record: Message, reason: str) -> None:
+    def _dead_letter(self, record: Message, reason: str, category: str) -> None:
         topic, partition, offset = clients.place(record)
         log.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, reason)
         self._produce(
@@ -585,7 +667,7 @@ class Processors:
                 ("stage", b"processors"),
             ],
         )
-        self.metrics.dead_letters.labels(topic).inc()
+        self.window.dead_letters[topic, category] += 1
 
     # --- partitions coming and going --------------------------------------------------------
 
@@ -597,6 +679,7 @@ class Processors:
         self._cache.clear()
         self._due = {k: when for k, when in self._due.items() if self._home(k) in wanted}
         self._restore(wanted)
+        self._assigned = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         self.metrics.partitions.set(len(self.stores))
         self.assignment.assigned(len(partitions))
         self.ready.set()
@@ -606,6 +689,7 @@ class Processors:
         # stay open, in case the next assignment gives them back
         self.ready.clear()
         self._commit(wait=True)
+        self._assigned = []
         self.assignment.assigned(0)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -621,6 +705,7 @@ class Processors:
             self.stores.pop(partition).close()
         self._cache.clear()
         self._due = {}
+        self._assigned = []
         self.assignment.assigned(0)
 
     def _restore(self, partitions: set[int]) -> None:

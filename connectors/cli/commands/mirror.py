@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connectors.cli.options import (
     Subcommands,
@@ -13,12 +13,16 @@ from connectors.cli.options import (
 )
 from connectors.settings import Settings, parse_overrides
 
+if TYPE_CHECKING:
+    from connectors.mirror.agent import MirrorAgent
+    from connectors.telemetry import TelemetryServer
+
 
 def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     import logging
 
     from connectors.mirror import policy as sharing
-    from connectors.mirror.agent import run_mirror
+    from connectors.mirror.agent import MirrorAgent, run_mirror
     from connectors.mirror.options import MirrorOptions, parse_partitions
     from schemas.serde import Serde
 
@@ -45,10 +49,6 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
     logging.basicConfig(
         level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr=args.metrics_host)
     target_serde = Serde.for_registry(args.target_schema_registry)
     source_serde = Serde.for_registry(settings.schema_registry_url)
     options = MirrorOptions(
@@ -71,13 +71,39 @@ def cmd_mirror(args: argparse.Namespace, out: TextIO) -> int:
         f"{args.policy or sharing.shipped(direction)}; Ctrl-C stops\n"
     )
     out.flush()
-    agent = run_mirror(options)
+    agent = MirrorAgent(options)
+    server = None
+    if args.metrics_port is not None:
+        server = serve_telemetry(agent, args.metrics_host, args.metrics_port)
+    try:
+        run_mirror(options, agent=agent)
+    finally:
+        if server is not None:
+            server.stop()
     t = agent.totals
     out.write(
         f"stopped: {t.mirrored} mirrored, {t.filtered} filtered, {t.redacted} fields redacted, "
         f"{t.skipped} found on the target already\n"
     )
     return 0
+
+
+def serve_telemetry(agent: MirrorAgent, host: str, port: int) -> TelemetryServer:
+    """``/metrics``, ``/healthz`` (live while the process runs, whether or not the target is
+    reachable: a restart would not reach it sooner) and ``/readyz`` (200 once the position
+    is recovered from the target and the source is being read)."""
+    from prometheus_client import REGISTRY
+
+    from connectors.telemetry import TelemetryServer
+
+    def live() -> tuple[bool, dict[str, Any]]:
+        return True, {"direction": agent.direction, "ready": agent.ready.is_set()}
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        is_ready = agent.ready.is_set()
+        return is_ready, {"direction": agent.direction, "ready": is_ready}
+
+    return TelemetryServer(REGISTRY, live, ready, host, port).start()
 
 
 def register(sub: Subcommands) -> None:
@@ -159,6 +185,11 @@ def register(sub: Subcommands) -> None:
         "a gap is not detected (the operator's business); a partition no mirrored topic has "
         "is refused",
     )
-    mirror.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    mirror.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics, /healthz and /readyz (200 once the position is "
+        "recovered from the target and the source is read) on this port",
+    )
     mirror.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address")
     mirror.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])

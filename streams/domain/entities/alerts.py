@@ -106,6 +106,8 @@ def publish_alerts(state: Alerting, fx: Effects, current: dict[str, Document]) -
         if memory is None or memory.digest != d:
             known[alert_id] = AlertMemory(d, open_alert["kind"], open_alert["subject"])
             fx.publish(ALERTS, alert_id, document)
+            if memory is None or memory.digest == RESOLVED:  # not a change of an open one
+                fx.raised[open_alert["kind"]] = fx.raised.get(open_alert["kind"], 0) + 1
     for alert_id in sorted(set(known) - set(current)):
         memory = known[alert_id]
         if memory.digest != RESOLVED:

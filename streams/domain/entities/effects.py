@@ -38,6 +38,8 @@ class Effects:
     stored: dict[str, State] = field(default_factory=dict)
     #: How to read such entries (set by the engine); None reads nothing.
     loader: Callable[[str], State | None] | None = None
+    #: Alerts that became open (new, or open again after being resolved), by kind.
+    raised: dict[str, int] = field(default_factory=dict)
 
     def get(self, key: str) -> State | None:
         if key in self.stored:

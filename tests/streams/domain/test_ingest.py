@@ -158,6 +158,14 @@ def test_bad_records_are_rejected_with_the_reason_and_the_rest_routed(
     assert [r.index for r in ingested.rejected] == list(range(1, len(cases) + 1))
     for rejected, (_, expected) in zip(ingested.rejected, cases, strict=True):
         assert expected in rejected.reason, (expected, rejected.reason)
+    # the bounded categories metrics label them with, and the type when one was decoded
+    assert [(r.event_type, r.category) for r in ingested.rejected] == [
+        *[("unknown", "undecodable")] * 5,
+        ("extraction", "wrong_topic"),
+        *[("extraction", "invalid")] * 4,
+        ("unknown", "undecodable"),  # a malformed UUID fails the Avro logical type
+        *[("extraction", "invalid_publisher")] * 3,
+    ]
     created = [m for _, m in ingested.messages if isinstance(m, LotCreated)]
     assert len(created) == 2 and ingested.routed == {"extraction": 2}
 
