@@ -432,6 +432,10 @@ class Session:
         self.consumer = clients.consumer(
             {
                 "auto.offset.reset": "earliest",
+                # A fetch of partitions at their end waits this long on the broker; partitions
+                # resumed meanwhile (the events, once certifications are read) wait behind it:
+                # librdkafka's 500 ms default held every session's first events ~1 s.
+                "fetch.wait.max.ms": "100",
                 **self.o.source,
                 "group.id": f"batteryloop-mirror-{direction}",  # never joined, never committed
                 "enable.auto.commit": False,
