@@ -49,6 +49,7 @@ from pydantic import ValidationError
 from connectors.kafka import clients
 from connectors.kafka.admin import create_missing
 from connectors.kafka.consume import ReadIncomplete, read_to_end
+from connectors.mirror.checks import checks
 from connectors.mirror.options import MirrorOptions
 from connectors.mirror.policy import RedactionTally, partner_shared_schema
 from connectors.mirror.replication import (
@@ -62,12 +63,14 @@ from connectors.mirror.replication import (
     checkpoint_key,
     checkpoint_value,
     judge,
+    lane_headers,
     read_checkpoint,
     sharing_headers,
 )
-from connectors.mirror.transcode import writers
+from connectors.mirror.transcode import shared_key, writers
 from schemas import catalog
 from schemas.events import EVENT_MODELS
+from schemas.plain import PlainDecodeError
 from schemas.serde import SINGLE_OBJECT_MAGIC, DecodeError, Serde
 from schemas.topics import (
     EVENT_TOPICS,
@@ -196,6 +199,9 @@ class MirrorAgent:
         self.current_frames = {
             t: SINGLE_OBJECT_MAGIC + catalog.current(t).fingerprint for t in self.policy.events
         }
+        # ... read with the plain readers, checked on the fields the policy shares (checks.py)
+        self.checks = checks(self.policy)
+        self.shared_key = {t: shared_key(self.policy, t) for t in self.policy.events}
         self._invalid_logged = 0.0
 
     # --- the outer loop: sessions, with backoff between them ---------------------------------
@@ -418,6 +424,7 @@ class Session:
         self._batch_mirrored: Tally[str] = Tally()
         self._batch_redacted: Tally[str] = Tally()
         self._frames: dict[str, bytes] = {}  # event type -> the target's framing of its records
+        self._sharing: dict[tuple[str, ...], list[tuple[str, bytes]]] = {}
         self._filtered = m.filtered
         self._lag = {t: m.lag.labels(direction, t) for t in EVENT_MODELS}
         self._waiting = m.waiting.labels(direction)
@@ -432,6 +439,10 @@ class Session:
         self.consumer = clients.consumer(
             {
                 "auto.offset.reset": "earliest",
+                # A fetch of partitions at their end waits this long on the broker; partitions
+                # resumed meanwhile (the events, once certifications are read) wait behind it:
+                # librdkafka's 500 ms default held every session's first events ~1 s.
+                "fetch.wait.max.ms": "100",
                 **self.o.source,
                 "group.id": f"batteryloop-mirror-{direction}",  # never joined, never committed
                 "enable.auto.commit": False,
@@ -588,13 +599,20 @@ class Session:
             self._skipped.inc()
             self._count_landed(lane, message)
             return True
+        private = message.value() or b""
+        agent = self.agent
+        fast = private[:_FRAME] == agent.current_frames.get(lane.event_type)
         try:
-            event_type, record = self.o.source_serde.decode(
-                message.value(), topic=lane.topic, partition=lane.partition, offset=offset
-            )
-            if event_type != lane.event_type:
-                raise DecodeError(f"a {event_type} event in the {lane.event_type} topic")
-            EVENT_MODELS[event_type].model_validate(record)
+            if fast:  # the current private schema: read plain and write shared in one pass
+                event_type = lane.event_type
+                record, body, tally = self._read_fast(lane, private, offset)
+            else:
+                event_type, record = self.o.source_serde.decode(
+                    private, topic=lane.topic, partition=lane.partition, offset=offset
+                )
+                if event_type != lane.event_type:
+                    raise DecodeError(f"a {event_type} event in the {lane.event_type} topic")
+                EVENT_MODELS[event_type].model_validate(record)
             origin = Provenance.read(clients.headers(message))
         except (DecodeError, ValidationError, ValueError) as exc:
             self._filter(lane, offset, Reason.invalid, exc)
@@ -608,23 +626,21 @@ class Session:
             assert verdict.reason is not None
             self._filter(lane, offset, verdict.reason)
             return True
-        tallied = self.policy.redact_tallied(event_type, record)
-        assert tallied is not None  # judge() filters the types the policy does not share
-        shared, tally = tallied
+        if fast:
+            value = self._frame(event_type, lane.target_topic) + body
+            key = agent.shared_key[event_type](record)
+        else:
+            value, tally, key = self._reencoded(event_type, record, lane.target_topic)
         redacted = tally.total
-        paths = tally.paths
-        value = self._shared_value(event_type, message.value() or b"", shared, lane.target_topic)
-        key = shared.get(EVENT_MODELS[event_type].KEY_FIELD)
-        headers = Provenance(
-            origin.region if origin else self.agent.source_region.value,
-            lane.topic,
-            lane.partition,
-            offset,
-            (origin.hops if origin else 0) + 1,
-        ).headers()
+        if origin is None:
+            headers = lane_headers(lane, agent.source_region.value, offset)
+        else:
+            headers = Provenance(
+                origin.region, lane.topic, lane.partition, offset, origin.hops + 1
+            ).headers()
         if verdict.recognised:
             headers.append((RECOGNISED, verdict.recognised.encode()))
-        headers += sharing_headers(self.policy.name, paths)
+        headers += self._sharing_headers(tuple(tally.paths))
         self._produce(
             lane.target_topic,
             value,
@@ -656,20 +672,58 @@ class Session:
         if tallied is not None:
             lane.flows.redacted += tallied[1].total
 
-    def _shared_value(
-        self, event_type: str, private: bytes, shared: dict[str, Any], topic: str
-    ) -> bytes:
-        """The record to write: the shared body written from the private one where the private
-        record is under the current schema (the kept fields' bytes are the same), else the
-        redacted record encoded (an older schema version is resolved on decoding)."""
+    def _read_fast(
+        self, lane: Lane, private: bytes, offset: int
+    ) -> tuple[dict[str, Any], bytes, RedactionTally]:
+        """(plain record, shared body, tally) of a record under the current private schema, its
+        shared fields checked (checks.py): the shared body written from the private bytes,
+        redacted in the same pass (transcode.py: the kept fields' bytes are the same in both
+        schemas). Raises :class:`DecodeError` naming the record and the reason."""
+        event_type = lane.event_type
+        try:
+            record, body, tally = self.agent.writers[event_type].read_and_transcode(private, _FRAME)
+            self.agent.checks[event_type](record)
+        except PlainDecodeError as exc:
+            reason = f"Avro body does not match the {event_type} schema: {exc}"
+            raise DecodeError(
+                reason, topic=lane.topic, partition=lane.partition, offset=offset
+            ) from None
+        except ValueError as exc:
+            reason = f"invalid {event_type} event: {exc}"
+            raise DecodeError(
+                reason, topic=lane.topic, partition=lane.partition, offset=offset
+            ) from None
+        return record, body, tally
+
+    def _frame(self, event_type: str, topic: str) -> bytes:
+        """The target's framing of ``event_type``'s shared records, worked out once."""
+        header = self._frames.get(event_type)
+        if header is None:
+            schema = self.policy.shared_schemas[event_type]
+            header = self._frames[event_type] = self.o.target_serde.header(schema, topic)
+        return header
+
+    def _reencoded(
+        self, event_type: str, record: dict[str, Any], topic: str
+    ) -> tuple[bytes, RedactionTally, Any]:
+        """(value, tally, key) of a record under an older schema version or another framing
+        (resolved on decoding): the redacted record encoded under the shared schema."""
+        tallied = self.policy.redact_tallied(event_type, record)
+        assert tallied is not None  # judge() filters the types the policy does not share
+        shared, tally = tallied
         schema = self.policy.shared_schemas[event_type]
-        agent = self.agent
-        if private[:_FRAME] == agent.current_frames[event_type]:
-            header = self._frames.get(event_type)
-            if header is None:
-                header = self._frames[event_type] = self.o.target_serde.header(schema, topic)
-            return header + agent.writers[event_type].body(private, _FRAME, shared)
-        return self.o.target_serde.encode_as(schema, shared, topic)
+        value = self.o.target_serde.encode_as(schema, shared, topic)
+        return value, tally, shared.get(EVENT_MODELS[event_type].KEY_FIELD)
+
+    def _sharing_headers(self, paths: tuple[str, ...]) -> list[tuple[str, bytes]]:
+        """:func:`sharing_headers` of the redacted paths, worked out once per distinct list
+        (records of one type redact the same few lists over and over)."""
+        found = self._sharing.get(paths)
+        if found is None:
+            if len(self._sharing) > 10_000:
+                self._sharing.clear()
+            found = self._sharing[paths] = sharing_headers(self.policy.name, list(paths))
+        return list(found)
 
     def _count_batch(self) -> None:
         """Add what this batch mirrored and redacted to the metrics, once per event type."""

@@ -377,3 +377,19 @@ def read_checkpoint(source: Region, key: bytes | None, value: bytes | None) -> C
     if parsed is None or parsed[0] != source.value:
         return None
     return parsed[1]
+
+
+_FIRST_HOP: dict[tuple[str, str, int], Headers] = {}
+
+
+def lane_headers(lane: Lane, region: str, offset: int) -> Headers:
+    """``Provenance(region, lane.topic, lane.partition, offset, 1).headers()``: the headers of
+    a record crossing for the first time, with the parts fixed per partition encoded once."""
+    fixed = _FIRST_HOP.get((region, lane.topic, lane.partition))
+    if fixed is None:
+        fixed = _FIRST_HOP[region, lane.topic, lane.partition] = [
+            (ORIGIN_REGION, region.encode()),
+            (ORIGIN_TOPIC, lane.topic.encode()),
+            (ORIGIN_PARTITION, str(lane.partition).encode()),
+        ]
+    return [*fixed, (ORIGIN_OFFSET, str(offset).encode()), (HOPS, b"1")]

@@ -8,9 +8,10 @@ the serde's plain readers (:meth:`schemas.serde.Serde.decode_plain`): masses arr
 shares as parts per million (the unscaled Avro decimals), times as microseconds, so no
 ``Decimal``, ``UUID``, ``datetime`` or model is built on the hot path.
 
-Validation happens once, where events enter the system (the SDK, files, the gateway, the
-mirror: each validates with the pydantic models before producing). Here only what Avro cannot
-say and routing relies on is checked, and a record failing it is rejected:
+Validation happens once, where events enter the system (the SDK, files, the gateway validate
+with the pydantic models before producing; the mirror checks what it shares by the models'
+rules, ``connectors/mirror/checks.py``). Here only what Avro cannot say and routing relies on is
+checked, and a record failing it is rejected:
 
 * the record's ``event_type`` field is its schema's type, and the topic's (a fact names it);
 * masses are non-negative and within the decimal's precision (grams are summed and divided:

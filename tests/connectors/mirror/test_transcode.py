@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.mirror import policy as sharing
 from connectors.mirror.transcode import SharedWriter, read_long, write_long, writers
 from schemas.events import EVENT_TYPES, Event
+from schemas.plain import PlainDecodeError
 from schemas.serde import Serde
 from schemas.topics import event_topic_name
+from tests import scenarios
 from tests.strategies import events
 
 SECRET = b"a-shared-secret-of-the-agreement"
@@ -122,3 +125,62 @@ def test_the_variants_transform_something() -> None:
 def test_varints_read_back(n: int) -> None:
     data = write_long(n)
     assert read_long(data + b"\x01", 0) == (n, len(data))
+
+
+# --- the fast path: plain record in, redacted in the same walk ---------------------------------
+
+
+def _reference(policy: sharing.SharingPolicy, event: Event) -> tuple[bytes, bytes, Any]:
+    """(private bytes, the shared body the reference path writes, its tally): fastavro decode,
+    redact_tallied, fastavro encode under the shared schema."""
+    private = SERDE.encode(event, event_topic_name(event.event_type))
+    tallied = policy.redact_tallied(event.event_type, SERDE.decode(private)[1])
+    assert tallied is not None
+    shared, tally = tallied
+    encoded = SERDE.encode_as(policy.shared_schemas[event.event_type], shared, "x")
+    return private, encoded[10:], tally
+
+
+def _fused(policy: sharing.SharingPolicy, private: bytes) -> tuple[bytes, Any]:
+    """The fast path's (shared body, tally); its record is the plain reader's, field for field."""
+    event_type, plain, _ = SERDE.decode_plain(private)
+    record, body, tally = SharedWriter(policy, event_type).read_and_transcode(private, 10)
+    assert record == plain
+    return body, tally
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=_every_type(), direction=st.sampled_from(sharing.SHIPPED))
+def test_transcoding_the_plain_record_writes_the_reference_bytes_and_tally(
+    event: Event, direction: str
+) -> None:
+    policy = POLICIES[direction]
+    if not policy.shares(event.event_type):
+        return
+    private, expected, tally = _reference(policy, event)
+    body, fused_tally = _fused(policy, private)
+    assert body == expected
+    assert fused_tally == tally and fused_tally.paths == tally.paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=_every_type(), mode=st.sampled_from(range(3)))
+def test_transcoding_under_policies_that_transform_and_drop_everywhere(
+    event: Event, mode: int
+) -> None:
+    policy = POLICY_VARIANTS[mode]
+    private, expected, tally = _reference(policy, event)
+    body, fused_tally = _fused(policy, private)
+    assert body == expected
+    assert fused_tally == tally and fused_tally.paths == tally.paths
+
+
+def test_a_body_that_does_not_match_its_schema_is_refused() -> None:
+    """Truncated or padded: the transcoder fails like the plain reader, writing nothing."""
+    policy = POLICIES["eu-to-jp"]
+    event = next(e for e in scenarios.reference() if e.event_type == "manufacture")
+    private = SERDE.encode(event, event_topic_name("manufacture"))
+    writer = SharedWriter(policy, "manufacture")
+    for broken in (private[:-3], private + b"\x00"):
+        with pytest.raises(PlainDecodeError):
+            writer.read_and_transcode(broken, 10)
