@@ -526,12 +526,15 @@ def test_no_confidential_byte_reaches_the_target(
     shared_anyway = {str(v) for v in public}
     # a public decimal at any schema scale (masses 3, money 4, shares 6) has the same bytes
     public_bytes = {_unscaled(v, n) for v in public if isinstance(v, Decimal) for n in (3, 4, 6)}
+    public_bytes |= {text.encode() for text in shared_anyway}
     for event in batch:
         for text, forms in _secrets(event):
             if text in shared_anyway:
                 continue
             for form in forms:
-                if form in public_bytes:
+                # inside a public value's bytes it cannot be told apart: the unscaled bytes of
+                # 2**47 - 1 (a price) are inside those of 2**55 - 1 (a public mass), say
+                if any(form in p for p in public_bytes):
                     continue
                 assert not any(form in blob for blob in blobs), (
                     f"a confidential value of {event.event_type} {event.event_id} is on the target"
