@@ -165,29 +165,30 @@ class _Generator(SourceGenerator):
             self.emit(indent + 2, f"{target}.append({item})")
 
 
+def guarded(lines: list[str]) -> list[str]:
+    """Generated reading code (indented by 8, reading ``b`` from ``p``) wrapped so that any
+    malformed body raises :class:`PlainDecodeError`, and checked to end where the body ends.
+    Reads past the end are caught here, not per field: slices stop at the end."""
+    return [
+        "    try:",
+        *lines,
+        "    except PlainDecodeError:",
+        "        raise",
+        "    except IndexError as exc:",
+        "        raise PlainDecodeError(f'index out of range or body ends early: {exc}')",
+        "    except (UnicodeDecodeError, ValueError) as exc:",
+        "        raise PlainDecodeError(f'{type(exc).__name__}: {exc}') from None",
+        "    if p != len(b):",
+        "        tail = f'{len(b) - p} bytes after the record'",
+        "        raise PlainDecodeError('the body ends early' if p > len(b) else tail)",
+    ]
+
+
 def reader(schema: dict[str, Any]) -> PlainReader:
     """A reader of Avro bodies written with ``schema`` (as written, not fastavro-parsed)."""
     gen = _Generator()
     gen.node(schema, 2, "r")
-    source = "\n".join(
-        [
-            "def read(b):",
-            "    p = 0",
-            "    try:",
-            *gen.lines,
-            "    except PlainDecodeError:",
-            "        raise",
-            "    except IndexError as exc:",
-            "        raise PlainDecodeError(f'index out of range or body ends early: {exc}')",
-            "    except (UnicodeDecodeError, ValueError) as exc:",
-            "        raise PlainDecodeError(f'{type(exc).__name__}: {exc}') from None",
-            # Reads past the end are caught here, not per field: slices stop at the end.
-            "    if p != len(b):",
-            "        tail = f'{len(b) - p} bytes after the record'",
-            "        raise PlainDecodeError('the body ends early' if p > len(b) else tail)",
-            "    return r",
-        ]
-    )
+    source = "\n".join(["def read(b):", "    p = 0", *guarded(gen.lines), "    return r"])
     namespace: dict[str, Any] = {
         "_long_rest": _long_rest,
         "_int_from": int.from_bytes,

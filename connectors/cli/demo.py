@@ -198,18 +198,25 @@ def _serve(
     out.flush()
     try:
         while True:
-            for worker in workers:
-                if not worker.alive:
-                    step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
-                    return False
-            for thread in threads:
-                if not thread.is_alive():
-                    step(f"mirror {thread.name} stopped on an error (see the log above)")
-                    return False
+            if _stopped(workers, threads, step):
+                return False
             time.sleep(0.5)
     except KeyboardInterrupt:
         step("Ctrl-C: stopping")
         return True
+
+
+def _stopped(workers: list[WorkerProcess], threads: list[threading.Thread], step: Any) -> bool:
+    """Whether a region's processors or a mirror stopped (said with ``step``)."""
+    for worker in workers:
+        if not worker.alive:
+            step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
+            return True
+    for thread in threads:
+        if not thread.is_alive():
+            step(f"mirror {thread.name} stopped on an error (see the log above)")
+            return True
+    return False
 
 
 def _wait(
@@ -230,14 +237,8 @@ def _wait(
     records = {r: len(sim.by_region(r)) + bad[r] for r in Region}
     last = 0.0
     while time.monotonic() < deadline:
-        for worker in workers:
-            if not worker.alive:
-                step(f"{worker.region.value} processors exited:\n{worker.log_tail()}")
-                return False
-        for thread in threads:
-            if not thread.is_alive():
-                step(f"mirror {thread.name} stopped on an error (see the log above)")
-                return False
+        if _stopped(workers, threads, step):
+            return False
         outputs = {r: w.poll() for r, w in watchers.items()}
         parts, complete = [], True
         for r in Region:

@@ -484,17 +484,7 @@ def generated_transcoder(policy: SharingPolicy, event_type: str) -> Transcode:
         [
             "def transcode(b, p, out, t):",
             "    run = p",
-            "    try:",
-            *gen.lines,
-            "    except PlainDecodeError:",
-            "        raise",
-            "    except IndexError as exc:",
-            "        raise PlainDecodeError(f'index out of range or body ends early: {exc}')",
-            "    except (UnicodeDecodeError, ValueError) as exc:",
-            "        raise PlainDecodeError(f'{type(exc).__name__}: {exc}') from None",
-            "    if p != len(b):",
-            "        tail = f'{len(b) - p} bytes after the record'",
-            "        raise PlainDecodeError('the body ends early' if p > len(b) else tail)",
+            *plain.guarded(gen.lines),
             "    if run < p: out.append(b[run:p])",
             "    return r",
         ]
