@@ -197,7 +197,10 @@ def test_rocksdb_state_survives_kill_9_twenty_times(
             worker.start()  # same data dir, same member id
             worker.wait_ready()
             publish(broker, chunk)
-            time.sleep(rng.uniform(0.0, 0.5))  # somewhere in the middle of processing it
+            # somewhere in the middle of processing it: every other kill within 50 ms of the
+            # chunk (a window closes every 0.1 s), so that a fast worker still gets caught
+            # mid-work, the others anywhere in half a second
+            time.sleep(rng.uniform(0.0, 0.5 if n % 2 else 0.05))
             worker.kill()
             so_far = ground_truth([e for c in chunks[: n + 1] for e in c]).output("passports")
             mid_work += published(broker, "passports") != so_far
