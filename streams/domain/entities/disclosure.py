@@ -12,7 +12,7 @@ from functools import partial
 
 from streams.domain.entities.alerts import DISCLOSURE, publish_if_changed
 from streams.domain.entities.effects import Config, Document, Effects
-from streams.domain.entities.tallies import part_key
+from streams.domain.entities.tallies import part_key, replaced
 from streams.domain.messages import DisclosureContribution, DisclosureShare, Message
 from streams.domain.quantities import share
 from streams.domain.states import DisclosurePart, DisclosureTally
@@ -39,13 +39,8 @@ def handle_disclosure(
         part = part_key(key, message.source)
         held = fx.get(part)
         assert held is None or isinstance(held, DisclosurePart), f"{part}: {held!r}"
-        if held is not None and held.revision >= message.revision:
-            continue
-        if held is not None and held.share is not None:
-            count(held.share, -1)
-        if message.share is not None:
-            count(message.share, 1)
-        fx.put(part, DisclosurePart(revision=message.revision, share=message.share))
+        if replaced(held, message.revision, message.share, count):
+            fx.put(part, DisclosurePart(revision=message.revision, share=message.share))
     return tally
 
 

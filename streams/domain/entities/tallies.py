@@ -19,6 +19,7 @@ from streams.domain.entities.alerts import RECOVERY, RECYCLED_CONTENT, publish_i
 from streams.domain.entities.batteries import RECYCLED_CONTENT_MINIMUMS
 from streams.domain.entities.effects import Config, Document, Effects
 from streams.domain.messages import (
+    DisclosureShare,
     Message,
     MetalMass,
     RecoveryContribution,
@@ -28,6 +29,7 @@ from streams.domain.messages import (
 )
 from streams.domain.quantities import at_least, kg_from_micrograms, share
 from streams.domain.states import (
+    DisclosurePart,
     RecoveredMetal,
     RecoveryPart,
     RecoveryTally,
@@ -45,7 +47,7 @@ RECOVERY_TARGETS: dict[str, tuple[str, str]] = {
 }
 
 
-_Share = TypeVar("_Share", RecycledContentShare, RecoveryShare)
+_Share = TypeVar("_Share", RecycledContentShare, RecoveryShare, DisclosureShare)
 
 
 def part_key(tally_key: str, source: str) -> str:
@@ -85,8 +87,8 @@ def _count_recycled(tally: RecycledContentTally, s: RecycledContentShare, sign: 
         into.post_consumer += sign * mass.post_consumer
 
 
-def _replaced(
-    held: RecycledContentPart | RecoveryPart | None,
+def replaced(
+    held: RecycledContentPart | RecoveryPart | DisclosurePart | None,
     revision: int,
     share: _Share | None,
     count: Callable[[_Share, int], None],
@@ -112,7 +114,7 @@ def _apply_recycled(
         part = part_key(key, message.source)
         old = fx.get(part)
         assert old is None or isinstance(old, RecycledContentPart), f"{part}: {old!r}"
-        if _replaced(old, message.revision, message.share, partial(_count_recycled, tally)):
+        if replaced(old, message.revision, message.share, partial(_count_recycled, tally)):
             fx.put(part, RecycledContentPart(revision=message.revision, share=message.share))
 
 
@@ -134,7 +136,7 @@ def _apply_recovered(key: str, tally: RecoveryTally, messages: list[Message], fx
         part = part_key(key, message.source)
         old = fx.get(part)
         assert old is None or isinstance(old, RecoveryPart), f"{part}: {old!r}"
-        if _replaced(old, message.revision, message.share, partial(_count_recovered, tally)):
+        if replaced(old, message.revision, message.share, partial(_count_recovered, tally)):
             fx.put(part, RecoveryPart(revision=message.revision, share=message.share))
 
 
