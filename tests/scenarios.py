@@ -237,6 +237,17 @@ def reference() -> list[Event]:
 PACK_GTIN = "6291041500213"
 
 
+def impossible_extraction() -> dict[str, Any]:
+    """The extraction of ORE-NI-1 made impossible, as a record: lot ORE-BAD, a composition
+    that sums to 1.2 (the model refuses it, so tests encode it around the model)."""
+    return {
+        **reference()[4].model_dump(),
+        "lot_id": "ORE-BAD",
+        "event_id": uid(70),
+        "composition": {"nickel": Decimal("0.8"), "cobalt": Decimal("0.4")},
+    }
+
+
 def reference_with_gtin(gtin: str = PACK_GTIN) -> list[Event]:
     """The reference scenario with PACK-1 made under a GTIN, as its maker wrote it (the model
     writes it as 14 digits)."""

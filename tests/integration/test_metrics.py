@@ -145,12 +145,7 @@ def test_worker_and_mirror_count_a_scenario(
     extraction = event_topic_name("extraction")
     impossible = serde.encode_record(
         "extraction",
-        {
-            **events[4].model_dump(),  # the extraction of ORE-NI-1, made impossible
-            "lot_id": "ORE-BAD",
-            "event_id": scenarios.uid(70),
-            "composition": {"nickel": Decimal("0.8"), "cobalt": Decimal("0.4")},  # sums to 1.2
-        },
+        scenarios.impossible_extraction(),
         extraction,
     )
     producer = clients.producer({"bootstrap.servers": eu.bootstrap})

@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,12 +37,7 @@ def test_reference_scenario_and_dead_letters(broker: EmbeddedBroker, tmp_path: P
     extraction = event_topic_name("extraction")
     bad_composition = serde.encode_record(
         "extraction",
-        {
-            **events[4].model_dump(),  # the extraction of ORE-NI-1, made impossible
-            "lot_id": "ORE-BAD",
-            "event_id": scenarios.uid(70),
-            "composition": {"nickel": Decimal("0.8"), "cobalt": Decimal("0.4")},  # sums to 1.2
-        },
+        scenarios.impossible_extraction(),
         extraction,
     )
     producer = Producer(config(broker))
